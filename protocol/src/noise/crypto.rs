@@ -1,0 +1,216 @@
+//! WireGuard's cryptographic primitives (whitepaper §5.4): HASH, MAC, HMAC, KDF, AEAD, XAEAD, DH.
+//!
+//! Thin wrappers over RustCrypto and dalek so the handshake reads like the paper.
+
+use blake2::digest::{Digest, KeyInit, Mac};
+use blake2::{Blake2s256, Blake2sMac};
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroize;
+
+/// Length of a BLAKE2s-256 digest, a key, a chaining key.
+pub const KEY_LEN: usize = 32;
+/// Length of a Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+/// Length of a WireGuard MAC (keyed BLAKE2s-128).
+pub const MAC_LEN: usize = 16;
+/// Length of an XChaCha20 nonce.
+pub const XNONCE_LEN: usize = 24;
+
+/// The error every failed authentication turns into: no detail leaks to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("authentication failed")]
+pub struct AeadError;
+
+/// HASH(input): BLAKE2s-256 over the concatenation of `parts`.
+pub fn hash(parts: &[&[u8]]) -> [u8; KEY_LEN] {
+    let mut h = Blake2s256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// MAC(key, input): keyed BLAKE2s with a 16-byte output.
+pub fn mac(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    let mut m = <Blake2sMac<blake2::digest::consts::U16> as KeyInit>::new_from_slice(key)
+        .expect("32-byte key is valid for BLAKE2s");
+    for p in parts {
+        Mac::update(&mut m, p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+const HMAC_BLOCK: usize = 64;
+
+/// HMAC(key, input) with BLAKE2s-256 (RFC 2104, block size 64).
+pub fn hmac(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; KEY_LEN] {
+    let mut ipad = [0x36u8; HMAC_BLOCK];
+    let mut opad = [0x5cu8; HMAC_BLOCK];
+    for i in 0..KEY_LEN {
+        ipad[i] ^= key[i];
+        opad[i] ^= key[i];
+    }
+    let mut inner = Blake2s256::new();
+    inner.update(ipad);
+    for p in parts {
+        inner.update(p);
+    }
+    let mut inner_out: [u8; KEY_LEN] = inner.finalize().into();
+    let mut outer = Blake2s256::new();
+    outer.update(opad);
+    outer.update(inner_out);
+    let out = outer.finalize().into();
+    ipad.zeroize();
+    opad.zeroize();
+    inner_out.zeroize();
+    out
+}
+
+/// KDF_n(key, input) for n = 1..=3, returning the first `N` derived keys.
+pub fn kdf<const N: usize>(key: &[u8; KEY_LEN], input: &[u8]) -> [[u8; KEY_LEN]; N] {
+    debug_assert!((1..=3).contains(&N));
+    let mut t0 = hmac(key, &[input]);
+    let mut out = [[0u8; KEY_LEN]; N];
+    let mut prev: [u8; KEY_LEN] = [0; KEY_LEN];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let counter = [(i + 1) as u8];
+        *slot = if i == 0 {
+            hmac(&t0, &[&counter])
+        } else {
+            hmac(&t0, &[&prev, &counter])
+        };
+        prev = *slot;
+    }
+    t0.zeroize();
+    prev.zeroize();
+    out
+}
+
+fn nonce(counter: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_le_bytes());
+    n
+}
+
+/// AEAD(key, counter, plaintext, aad) sealed in place: `buf` holds the plaintext and the tag is
+/// written to `tag`.
+pub fn aead_seal_in_place(
+    cipher: &ChaCha20Poly1305,
+    counter: u64,
+    aad: &[u8],
+    buf: &mut [u8],
+) -> [u8; TAG_LEN] {
+    cipher
+        .encrypt_inout_detached(&nonce(counter).into(), aad, buf.into())
+        .expect("WireGuard messages are far below the AEAD length limit")
+        .into()
+}
+
+/// Opens in place what [`aead_seal_in_place`] sealed.
+pub fn aead_open_in_place(
+    cipher: &ChaCha20Poly1305,
+    counter: u64,
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), AeadError> {
+    cipher
+        .decrypt_inout_detached(&nonce(counter).into(), aad, buf.into(), tag.into())
+        .map_err(|_| AeadError)
+}
+
+/// Builds a ChaCha20-Poly1305 instance for `key`.
+pub fn aead_cipher(key: &[u8; KEY_LEN]) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(key.into())
+}
+
+/// AEAD for short handshake fields: seals `plain` into `out` (`plain.len() + 16` bytes).
+pub fn aead_seal(key: &[u8; KEY_LEN], counter: u64, plain: &[u8], aad: &[u8], out: &mut [u8]) {
+    let (body, tag) = out.split_at_mut(plain.len());
+    body.copy_from_slice(plain);
+    let t = aead_seal_in_place(&aead_cipher(key), counter, aad, body);
+    tag[..TAG_LEN].copy_from_slice(&t);
+}
+
+/// AEAD open for short handshake fields: `sealed` is ciphertext + tag, `out` gets the plaintext.
+pub fn aead_open(
+    key: &[u8; KEY_LEN],
+    counter: u64,
+    sealed: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) -> Result<(), AeadError> {
+    let n = sealed.len().checked_sub(TAG_LEN).ok_or(AeadError)?;
+    let tag: [u8; TAG_LEN] = sealed[n..].try_into().map_err(|_| AeadError)?;
+    out[..n].copy_from_slice(&sealed[..n]);
+    let r = aead_open_in_place(&aead_cipher(key), counter, aad, &mut out[..n], &tag);
+    if r.is_err() {
+        out[..n].zeroize();
+    }
+    r
+}
+
+/// XAEAD(key, nonce, plaintext, aad): XChaCha20-Poly1305, used for cookie replies.
+pub fn xaead_seal(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; XNONCE_LEN],
+    plain: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) {
+    let (body, tag) = out.split_at_mut(plain.len());
+    body.copy_from_slice(plain);
+    let c = XChaCha20Poly1305::new(key.into());
+    let t = c
+        .encrypt_inout_detached(nonce.into(), aad, body.into())
+        .expect("cookie is short");
+    tag[..TAG_LEN].copy_from_slice(&t);
+}
+
+/// Opens what [`xaead_seal`] sealed.
+pub fn xaead_open(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; XNONCE_LEN],
+    sealed: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) -> Result<(), AeadError> {
+    let n = sealed.len().checked_sub(TAG_LEN).ok_or(AeadError)?;
+    let tag: [u8; TAG_LEN] = sealed[n..].try_into().map_err(|_| AeadError)?;
+    out[..n].copy_from_slice(&sealed[..n]);
+    let c = XChaCha20Poly1305::new(key.into());
+    c.decrypt_inout_detached(nonce.into(), aad, (&mut out[..n]).into(), (&tag).into())
+        .map_err(|_| AeadError)
+}
+
+/// The result of a Diffie-Hellman that produced the all-zero point (a low-order public key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Diffie-Hellman produced the all-zero result")]
+pub struct ZeroDh;
+
+/// DH(private, public) with X25519; the all-zero result is refused.
+pub fn dh(private: &StaticSecret, public: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN], ZeroDh> {
+    let shared = private.diffie_hellman(&PublicKey::from(*public));
+    let out = shared.to_bytes();
+    if constant_time_is_zero(&out) {
+        return Err(ZeroDh);
+    }
+    Ok(out)
+}
+
+/// DH_PUBKEY(private).
+pub fn public_key(private: &StaticSecret) -> [u8; KEY_LEN] {
+    PublicKey::from(private).to_bytes()
+}
+
+/// True when every byte is zero, in time independent of the contents.
+pub fn constant_time_is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, b| acc | b) == 0
+}
+
+/// Equality in time independent of where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,4 @@
+//! The WireGuard protocol proper: messages, Noise handshake, cookies, keypairs, timers, peers.
+
+pub mod crypto;
+pub mod messages;
