@@ -1,0 +1,1 @@
+//! `vpnd`: the daemon that drives the sans-IO [`protocol`] crate over a TUN device and UDP.

@@ -1,0 +1,6 @@
+//! The `vpnd` binary.
+
+fn main() {
+    eprintln!("vpnd: not built yet");
+    std::process::exit(1);
+}
