@@ -42,6 +42,16 @@ pub fn mac(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; MAC_LEN] {
     m.finalize().into_bytes().into()
 }
 
+/// MAC with a key shorter than 32 bytes (a 16-byte cookie keys mac2).
+pub fn mac_short_key(key: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    let mut m = <Blake2sMac<blake2::digest::consts::U16> as KeyInit>::new_from_slice(key)
+        .expect("keys of 1..=32 bytes are valid for BLAKE2s");
+    for p in parts {
+        Mac::update(&mut m, p);
+    }
+    m.finalize().into_bytes().into()
+}
+
 const HMAC_BLOCK: usize = 64;
 
 /// HMAC(key, input) with BLAKE2s-256 (RFC 2104, block size 64).
