@@ -2,4 +2,5 @@
 
 pub mod crypto;
 pub mod messages;
+pub mod ratelimit;
 pub mod replay;
