@@ -7,5 +7,6 @@ pub mod handshake;
 pub mod keypair;
 pub mod messages;
 pub mod peer;
+pub mod ratelimit;
 pub mod replay;
 pub mod timers;
