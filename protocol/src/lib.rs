@@ -5,3 +5,4 @@
 
 pub mod keys;
 pub mod noise;
+pub mod rpc;
