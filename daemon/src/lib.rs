@@ -1,3 +1,3 @@
 //! `vpnd`: the daemon that drives the sans-IO [`protocol`] crate over a TUN device and UDP.
 
-pub mod actors;
+pub mod config;

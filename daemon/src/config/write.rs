@@ -1,0 +1,119 @@
+//! Writing a [`Config`] back as YAML that [`super::parse_str`] reads to an equal configuration.
+//!
+//! Every string is double-quoted, so no value can be misread as another type (`yes`, `0x10`,
+//! `null`) or break the document.
+
+use super::{Config, PeerConfig};
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub(super) fn to_yaml(config: &Config) -> String {
+    let mut out = String::from("# vpnd configuration\n");
+    let i = &config.interface;
+    out.push_str("interface:\n");
+    field(&mut out, 2, "name", &quote(&i.name));
+    match &i.private_key_file {
+        Some(file) => field(&mut out, 2, "private_key_file", &quote_path(file)),
+        None => field(
+            &mut out,
+            2,
+            "private_key",
+            &quote(&i.private_key.to_base64()),
+        ),
+    }
+    if let Some(port) = i.listen_port {
+        field(&mut out, 2, "listen_port", &port.to_string());
+    }
+    field(&mut out, 2, "addresses", &list(&i.addresses));
+    field(&mut out, 2, "mtu", &i.mtu.to_string());
+    field(
+        &mut out,
+        2,
+        "rekey_after_bytes",
+        &i.rekey_after_bytes.to_string(),
+    );
+
+    out.push_str("control:\n");
+    field(&mut out, 2, "socket", &quote_path(&config.control.socket));
+    if let Some(group) = &config.control.group {
+        field(&mut out, 2, "group", &quote(group));
+    }
+
+    if config.peers.is_empty() {
+        out.push_str("peers: []\n");
+    } else {
+        out.push_str("peers:\n");
+        for peer in &config.peers {
+            write_peer(&mut out, peer);
+        }
+    }
+    out
+}
+
+fn write_peer(out: &mut String, peer: &PeerConfig) {
+    // The first field goes after the `- ` that opens the list entry.
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    if let Some(name) = &peer.name {
+        fields.push(("name", quote(name)));
+    }
+    fields.push(("public_key", quote(&peer.public_key.to_base64())));
+    match (&peer.preshared_key_file, &peer.preshared_key) {
+        (Some(file), _) => fields.push(("preshared_key_file", quote_path(file))),
+        (None, Some(key)) => fields.push(("preshared_key", quote(&key.to_base64()))),
+        (None, None) => {}
+    }
+    fields.push(("allowed_ips", list(&peer.allowed_ips)));
+    if let Some(endpoint) = &peer.endpoint {
+        fields.push(("endpoint", quote(&endpoint.to_string())));
+    }
+    if let Some(secs) = peer.persistent_keepalive {
+        fields.push(("persistent_keepalive", secs.to_string()));
+    }
+    for (n, (key, value)) in fields.iter().enumerate() {
+        out.push_str(if n == 0 { "  - " } else { "    " });
+        let _ = writeln!(out, "{key}: {value}");
+    }
+}
+
+fn field(out: &mut String, indent: usize, key: &str, value: &str) {
+    let _ = writeln!(out, "{:indent$}{key}: {value}", "");
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| quote(&i.to_string())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn quote_path(p: &Path) -> String {
+    quote(&p.to_string_lossy())
+}
+
+/// A YAML double-quoted scalar.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quotes_everything_that_could_confuse_yaml() {
+        assert_eq!(quote("vpn0"), "\"vpn0\"");
+        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(quote("a\nb\0"), "\"a\\u000ab\\u0000\"");
+    }
+}
