@@ -1,4 +1,7 @@
-//! The daemon's long-running components. Each submodule exposes plain async
-//! building blocks; the actor wrappers that own them sit on top.
+//! The daemon's actors: they own configuration, handshakes, timers and kernel state; packets
+//! never pass through them.
 
+pub mod config;
+pub mod control;
 pub mod interface;
+pub mod peer;

@@ -496,6 +496,39 @@ impl Peer {
         Ok(Encapsulated::Queued)
     }
 
+    /// Like [`Peer::encapsulate`], but sealing in place: `buf[16..16 + len]` holds the inner
+    /// packet and `buf` must have room for padding and the tag. Nothing is copied or allocated
+    /// when a session exists.
+    pub fn encapsulate_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+    ) -> Result<Encapsulated, DataError> {
+        if let (Some(k), Some(dst)) = (self.current_keypair(now).cloned(), self.endpoint) {
+            match k.seal_in_place(buf, len, self.settings.mtu) {
+                Ok(n) => {
+                    self.after_data_sent(&k, n, len > 0, now);
+                    return Ok(Encapsulated::Sealed { len: n, dst });
+                }
+                Err(SealError::Exhausted) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let packet = buf
+            .get(TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len)
+            .ok_or(DataError::BufferTooSmall)?
+            .to_vec();
+        self.enqueue(packet);
+        self.send_initiation(now, false);
+        Ok(Encapsulated::Queued)
+    }
+
+    /// Whether events wait in [`Peer::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bookkeeping after a transport message of `wire_len` bytes was sealed with `k` outside
     /// [`Peer::encapsulate`] (the daemon's batched data plane seals with the keypair directly).
     pub fn note_data_sent(&mut self, k: &Arc<Keypair>, wire_len: usize, now: Instant) {
@@ -545,6 +578,33 @@ impl Peer {
             return Ok(Decapsulated::Keepalive);
         }
         let len = inner_packet_len(&out[..n]).ok_or(DataError::InvalidInner)?;
+        Ok(Decapsulated::Data { len })
+    }
+
+    /// Like [`Peer::decapsulate`], but opening in place: `buf` is the whole transport message;
+    /// on success with data the inner packet is at `buf[16..16 + len]`.
+    pub fn decapsulate_in_place(
+        &mut self,
+        buf: &mut [u8],
+        src: SocketAddr,
+        now: Instant,
+    ) -> Result<Decapsulated, DataError> {
+        let (index, counter) = match crate::noise::messages::Message::parse(buf) {
+            Ok(crate::noise::messages::Message::Transport(t)) => (t.receiver(), t.counter()),
+            _ => return Err(DataError::Decrypt),
+        };
+        let wire_len = buf.len();
+        let (slot, k) = self.find_keypair(index).ok_or(DataError::UnknownIndex)?;
+        if !self.keypair_usable(&k, now) || counter >= REJECT_AFTER_MESSAGES {
+            return Err(DataError::Expired);
+        }
+        let n = k.open_in_place(buf)?;
+        self.after_data_received(slot, &k, wire_len, n > 0, src, now);
+        if n == 0 {
+            return Ok(Decapsulated::Keepalive);
+        }
+        let plain = &buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + n];
+        let len = inner_packet_len(plain).ok_or(DataError::InvalidInner)?;
         Ok(Decapsulated::Data { len })
     }
 

@@ -9,6 +9,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod actor;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

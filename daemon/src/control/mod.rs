@@ -1,0 +1,4 @@
+//! The JSON-RPC control server: transport (local socket), framing, and method dispatch.
+
+pub mod methods;
+pub mod server;

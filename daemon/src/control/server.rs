@@ -1,0 +1,181 @@
+//! The local-socket listener: one task per client, size-limited line framing, no client can
+//! block another or the data plane.
+
+use crate::control::methods;
+use crate::state::Daemon;
+use interprocess::local_socket::tokio::prelude::*;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use protocol::rpc::{self, Response, RpcError, MAX_MESSAGE_SIZE};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A client that sends nothing for this long is disconnected.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Another daemon is serving this socket.
+    #[error("control socket {0} is in use by a running daemon")]
+    InUse(PathBuf),
+    /// Binding failed.
+    #[error("control socket {path}: {source}")]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the control socket (mode 0600, or 0660 with `group`), replacing a stale socket file.
+pub fn bind(
+    path: &Path,
+    group: Option<&str>,
+) -> Result<interprocess::local_socket::tokio::Listener, ServerError> {
+    let io = |source| ServerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    if path.exists() {
+        // A live daemon answers; a stale file from a crash does not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServerError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    let name = path.to_fs_name::<GenericFilePath>().map_err(io)?;
+    #[cfg(unix)]
+    let opts = {
+        use interprocess::os::unix::local_socket::ListenerOptionsExt;
+        ListenerOptions::new().name(name).mode(mode)
+    };
+    let listener = opts.create_tokio().map_err(io)?;
+    #[cfg(unix)]
+    if let Some(g) = group {
+        set_group(path, g).map_err(io)?;
+    }
+    Ok(listener)
+}
+
+#[cfg(unix)]
+fn set_group(path: &Path, group: &str) -> std::io::Result<()> {
+    use std::ffi::CString;
+    let cname = CString::new(group).map_err(|_| std::io::Error::other("bad group name"))?;
+    // SAFETY: getgrnam returns a pointer into static storage or null; read immediately.
+    let grp = unsafe { libc::getgrnam(cname.as_ptr()) };
+    if grp.is_null() {
+        return Err(std::io::Error::other(format!("unknown group {group}")));
+    }
+    // SAFETY: grp is non-null and points to a valid group entry.
+    let gid = unsafe { (*grp).gr_gid };
+    std::os::unix::fs::chown(path, None, Some(gid))
+}
+
+/// Accepts clients until the task is cancelled.
+pub async fn serve(listener: interprocess::local_socket::tokio::Listener, daemon: Arc<Daemon>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let d = daemon.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client(stream, d).await {
+                        tracing::debug!(error = %e, "control client ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn client(
+    stream: interprocess::local_socket::tokio::Stream,
+    daemon: Arc<Daemon>,
+) -> std::io::Result<()> {
+    let stream = Arc::new(stream);
+    let mut tx = &*stream;
+    let mut rx = BufReader::new(&*stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(IDLE_TIMEOUT, read_limited(&mut rx, &mut line)).await;
+        let resp = match read {
+            Err(_) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(ReadOutcome::Eof)) => return Ok(()),
+            Ok(Ok(ReadOutcome::TooLarge)) => {
+                let r = Response::err(
+                    Value::Null,
+                    RpcError::new(
+                        rpc::INVALID_REQUEST,
+                        format!("request larger than {MAX_MESSAGE_SIZE} bytes"),
+                    ),
+                );
+                write_response(&mut tx, &r).await?;
+                return Ok(());
+            }
+            Ok(Ok(ReadOutcome::Line)) => {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                methods::handle_line(&daemon, &line)
+            }
+        };
+        write_response(&mut tx, &resp).await?;
+    }
+}
+
+enum ReadOutcome {
+    Line,
+    Eof,
+    TooLarge,
+}
+
+async fn read_limited<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<ReadOutcome> {
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if buf.is_empty() {
+                ReadOutcome::Eof
+            } else {
+                ReadOutcome::Line
+            });
+        }
+        let (chunk, consumed, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        if buf.len() + chunk.len() > MAX_MESSAGE_SIZE {
+            return Ok(ReadOutcome::TooLarge);
+        }
+        buf.extend_from_slice(chunk);
+        r.consume(consumed);
+        if done {
+            return Ok(ReadOutcome::Line);
+        }
+    }
+}
+
+async fn write_response<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    r: &Response,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.flush().await
+}

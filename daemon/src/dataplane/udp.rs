@@ -1,0 +1,120 @@
+//! The outer UDP sockets: IPv4 and IPv6 on the same port.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use tokio::net::UdpSocket;
+
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A dual-stack pair of UDP sockets.
+#[derive(Debug)]
+pub struct UdpSockets {
+    /// IPv4 socket.
+    pub v4: Option<UdpSocket>,
+    /// IPv6 socket (v6-only).
+    pub v6: Option<UdpSocket>,
+    port: u16,
+}
+
+fn make_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+impl UdpSockets {
+    /// Binds both families on `port` (0 = any free port, the same for both).
+    pub fn bind(port: u16) -> io::Result<Self> {
+        let mut last_err = None;
+        // With port 0 the kernel picks the IPv4 port; the IPv6 bind of the same port can race
+        // with another program, so retry a few times with a new pick.
+        for _ in 0..8 {
+            let v4 = make_socket(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::UNSPECIFIED,
+                port,
+            )))?;
+            let actual = v4.local_addr()?.port();
+            match make_socket(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::UNSPECIFIED,
+                actual,
+                0,
+                0,
+            ))) {
+                Ok(v6) => {
+                    return Ok(UdpSockets {
+                        v4: Some(UdpSocket::from_std(v4)?),
+                        v6: Some(UdpSocket::from_std(v6)?),
+                        port: actual,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && port == 0 => last_err = Some(e),
+                Err(e) => {
+                    // No IPv6 on this host: carry on with IPv4 only.
+                    tracing::warn!(error = %e, "IPv6 UDP socket unavailable; IPv4 only");
+                    return Ok(UdpSockets {
+                        v4: Some(UdpSocket::from_std(v4)?),
+                        v6: None,
+                        port: actual,
+                    });
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP")))
+    }
+
+    /// The port both sockets listen on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The socket for `dst`'s family.
+    pub fn socket_for(&self, dst: &SocketAddr) -> Option<&UdpSocket> {
+        match dst {
+            SocketAddr::V4(_) => self.v4.as_ref(),
+            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => self.v4.as_ref(),
+            SocketAddr::V6(_) => self.v6.as_ref(),
+        }
+    }
+
+    /// Sends without waiting; returns false if the datagram was not sent.
+    pub fn send_best_effort(&self, buf: &[u8], dst: SocketAddr) -> bool {
+        let dst = normalize(dst);
+        match self.socket_for(&dst) {
+            Some(s) => s.try_send_to(buf, dst).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends, waiting for socket buffer space.
+    pub async fn send(&self, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
+        let dst = normalize(dst);
+        let s = self
+            .socket_for(&dst)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for family"))?;
+        s.send_to(buf, dst).await.map(|_| ())
+    }
+}
+
+/// Maps v4-mapped IPv6 addresses to IPv4 so endpoints compare and route consistently.
+pub fn normalize(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, v6.port())),
+            None => a,
+        },
+        v4 => v4,
+    }
+}

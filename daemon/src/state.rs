@@ -1,0 +1,86 @@
+//! The daemon's shared state as the control plane sees it.
+
+use crate::config::Config;
+use crate::dataplane::DataPlane;
+use parking_lot::RwLock;
+use protocol::noise::peer::PeerState;
+use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
+use std::sync::Arc;
+
+/// Shared between the supervisor, the control server and the actors.
+pub struct Daemon {
+    /// The data plane.
+    pub dp: Arc<DataPlane>,
+    /// The configuration in force.
+    pub config: RwLock<Config>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").finish_non_exhaustive()
+    }
+}
+
+/// The `state` string of a peer.
+pub fn state_name(s: PeerState) -> (&'static str, Option<String>) {
+    match s {
+        PeerState::Online => ("online", None),
+        PeerState::Handshaking => ("handshaking", None),
+        PeerState::Offline(r) => ("offline", Some(r.to_string())),
+    }
+}
+
+impl Daemon {
+    /// The `show` result: configuration joined with live peer state.
+    pub fn show(&self) -> ShowResult {
+        let cfg = self.config.read();
+        let identity = self.dp.identity.read().clone();
+        let interface = InterfaceInfo {
+            name: cfg.interface.name.clone(),
+            public_key: identity.public_key().to_base64(),
+            listen_port: self.dp.udp.port(),
+            addresses: cfg
+                .interface
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            mtu: cfg.interface.mtu,
+            drops: self.dp.drops.snapshot(),
+        };
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|pc| {
+                let mut info = PeerInfo {
+                    name: pc.name.clone(),
+                    public_key: pc.public_key.to_base64(),
+                    endpoint: None,
+                    allowed_ips: pc.allowed_ips.iter().map(|a| a.to_string()).collect(),
+                    state: "offline".into(),
+                    state_reason: Some("not running".into()),
+                    last_handshake: None,
+                    handshakes: 0,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                    persistent_keepalive: pc.persistent_keepalive.filter(|k| *k > 0),
+                };
+                if let Some(h) = self.dp.router.by_key(&pc.public_key) {
+                    let cell = h.cell.lock();
+                    let p = &cell.peer;
+                    let stats = p.stats();
+                    let (state, reason) = state_name(p.state());
+                    info.state = state.into();
+                    info.state_reason = reason;
+                    info.endpoint = p.endpoint().map(|e| e.to_string());
+                    info.last_handshake = p.last_handshake_unix().map(|d| d.as_secs());
+                    info.handshakes = stats.handshakes;
+                    info.rx_bytes = stats.rx_bytes;
+                    info.tx_bytes = stats.tx_bytes;
+                }
+                info
+            })
+            .collect();
+        ShowResult { interface, peers }
+    }
+}
