@@ -1,0 +1,14 @@
+//! `vpnctl`, the control tool for vpnd.
+//!
+//! It speaks JSON-RPC 2.0 to the daemon over a Unix domain socket, one JSON object per line
+//! ([`client`]), renders answers for people ([`render`]) or scripts (`--json`), and makes
+//! WireGuard keys ([`keys`]). The command line is defined in [`cli`] and run by [`commands`].
+//!
+//! Exit status: 0 ok, 1 the daemon refused (or answered something unusable), 2 usage error,
+//! 3 the daemon is unreachable.
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod keys;
+pub mod render;
