@@ -144,7 +144,7 @@ fn demo_configs_pair_up() {
             .interface
             .addresses
             .iter()
-            .map(|c| Cidr::new(c.addr, if c.is_ipv6() { 128 } else { 32 }).unwrap())
+            .map(|c| Cidr::new(c.addr(), if c.is_ipv6() { 128 } else { 32 }).unwrap())
             .collect();
         assert_eq!(peer.allowed_ips, hosts);
     }

@@ -521,22 +521,22 @@ fn wrong_key_length() {
 fn bad_cidr() {
     assert_only_error(
         &with_interface("  addresses: [10.10.0.1/24, 10.10.0.1/33]\n"),
-        "vpn0.yaml: interface.addresses[1]: invalid CIDR `10.10.0.1/33`: prefix length 33 is \
-         longer than 32, the maximum for this address family",
+        "vpn0.yaml: interface.addresses[1]: invalid CIDR `10.10.0.1/33`: prefix length /33 is \
+         too large for an IPv4 address (at most /32)",
     );
     assert_only_error(
         &with_peer("    allowed_ips: [10.0.0.1/32, fd10::/x]\n"),
-        "vpn0.yaml: peers[0].allowed_ips[1]: invalid CIDR `fd10::/x`: prefix length `x` is not \
-         a number",
+        "vpn0.yaml: peers[0].allowed_ips[1]: invalid CIDR `fd10::/x`: invalid prefix length \
+         \"x\": expected a decimal number of bits, like /24",
     );
     // Both bad entries of one list are reported.
     assert_eq!(
         error_lines(&with_peer("    allowed_ips: [300.0.0.1/8, nothing]\n")),
         [
-            "vpn0.yaml: peers[0].allowed_ips[0]: invalid CIDR `300.0.0.1/8`: `300.0.0.1` is not \
-             an IP address",
-            "vpn0.yaml: peers[0].allowed_ips[1]: invalid CIDR `nothing`: `nothing` is not an IP \
-             address",
+            "vpn0.yaml: peers[0].allowed_ips[0]: invalid CIDR `300.0.0.1/8`: invalid IP address \
+             \"300.0.0.1\"",
+            "vpn0.yaml: peers[0].allowed_ips[1]: invalid CIDR `nothing`: invalid IP address \
+             \"nothing\"",
         ]
     );
 }
@@ -807,8 +807,8 @@ fn all_problems_are_reported_at_once() {
             "vpn0.yaml: peers[0].public_key: not valid base64",
             "vpn0.yaml: peers[0].endpoint: invalid endpoint `x`: missing `:port` (write \
              host:port, IPv4:port or [IPv6]:port)",
-            "vpn0.yaml: peers[1].allowed_ips[0]: invalid CIDR `1.2.3.4/40`: prefix length 40 is \
-             longer than 32, the maximum for this address family",
+            "vpn0.yaml: peers[1].allowed_ips[0]: invalid CIDR `1.2.3.4/40`: prefix length /40 is \
+             too large for an IPv4 address (at most /32)",
             "vpn0.yaml: peers[1].persistent_keepalive: 99999 is out of range: must be 0 to \
              65535 (seconds; 0 turns it off)",
         ]

@@ -166,10 +166,3 @@ pub fn ip_addresses(packet: &[u8]) -> Option<(&[u8], &[u8])> {
         _ => None,
     }
 }
-
-impl From<crate::config::Cidr> for IpPrefix {
-    fn from(c: crate::config::Cidr) -> Self {
-        // A validated Cidr always has a length that fits its family.
-        IpPrefix::new(c.addr, c.len).unwrap_or_else(|_| IpPrefix::host(c.addr))
-    }
-}

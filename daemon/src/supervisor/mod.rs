@@ -76,7 +76,7 @@ fn prefixes(config: &Config) -> Vec<(std::net::IpAddr, u8)> {
         .peers
         .iter()
         .flat_map(|p| p.allowed_ips.iter())
-        .map(|p| (p.masked().addr, p.len))
+        .map(|p| (p.masked().addr(), p.prefix_len()))
         .collect()
 }
 
@@ -122,7 +122,7 @@ impl Actor for Root {
                 .interface
                 .addresses
                 .iter()
-                .map(|a| (a.addr, a.len))
+                .map(|a| (a.addr(), a.prefix_len()))
                 .collect(),
         };
         let (interface, _) =
