@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod logging;
+pub mod reconfig;
 pub mod state;
 pub mod supervisor;
 

@@ -2,9 +2,13 @@
 
 use crate::config::Config;
 use crate::dataplane::DataPlane;
+use crate::supervisor::RootMsg;
 use parking_lot::RwLock;
+use protocol::keys::PublicKey;
 use protocol::noise::peer::PeerState;
 use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
+use ractor::ActorRef;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Shared between the supervisor, the control server and the actors.
@@ -13,6 +17,12 @@ pub struct Daemon {
     pub dp: Arc<DataPlane>,
     /// The configuration in force.
     pub config: RwLock<Config>,
+    /// The root supervisor, which applies every change.
+    pub root: ActorRef<RootMsg>,
+    /// Peers whose actor crashed too often and is no longer restarted.
+    pub failed: RwLock<HashSet<PublicKey>>,
+    /// Restarts per peer since start.
+    pub restarts: RwLock<HashMap<PublicKey, u32>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -21,7 +31,7 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-/// The `state` string of a peer.
+/// The `state` string of a peer and the reason when it is offline.
 pub fn state_name(s: PeerState) -> (&'static str, Option<String>) {
     match s {
         PeerState::Online => ("online", None),
@@ -31,6 +41,42 @@ pub fn state_name(s: PeerState) -> (&'static str, Option<String>) {
 }
 
 impl Daemon {
+    /// One peer's configuration joined with its live state.
+    pub fn peer_info(&self, pc: &crate::config::PeerConfig) -> PeerInfo {
+        let mut info = PeerInfo {
+            name: pc.name.clone(),
+            public_key: pc.public_key.to_base64(),
+            endpoint: pc.endpoint.as_ref().map(|e| e.to_string()),
+            allowed_ips: pc.allowed_ips.iter().map(|a| a.to_string()).collect(),
+            state: "offline".into(),
+            state_reason: Some("not running".into()),
+            last_handshake: None,
+            handshakes: 0,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            persistent_keepalive: pc.persistent_keepalive.filter(|k| *k > 0),
+        };
+        if self.failed.read().contains(&pc.public_key) {
+            info.state = "failed".into();
+            info.state_reason = Some("restarted too often".into());
+            return info;
+        }
+        if let Some(h) = self.dp.router.by_key(&pc.public_key) {
+            let cell = h.cell.lock();
+            let p = &cell.peer;
+            let stats = p.stats();
+            let (state, reason) = state_name(p.state());
+            info.state = state.into();
+            info.state_reason = reason;
+            info.endpoint = p.endpoint().map(|e| e.to_string());
+            info.last_handshake = p.last_handshake_unix().map(|d| d.as_secs());
+            info.handshakes = stats.handshakes;
+            info.rx_bytes = stats.rx_bytes;
+            info.tx_bytes = stats.tx_bytes;
+        }
+        info
+    }
+
     /// The `show` result: configuration joined with live peer state.
     pub fn show(&self) -> ShowResult {
         let cfg = self.config.read();
@@ -38,7 +84,7 @@ impl Daemon {
         let interface = InterfaceInfo {
             name: cfg.interface.name.clone(),
             public_key: identity.public_key().to_base64(),
-            listen_port: self.dp.udp.port(),
+            listen_port: self.dp.udp().port(),
             addresses: cfg
                 .interface
                 .addresses
@@ -48,39 +94,7 @@ impl Daemon {
             mtu: cfg.interface.mtu,
             drops: self.dp.drops.snapshot(),
         };
-        let peers = cfg
-            .peers
-            .iter()
-            .map(|pc| {
-                let mut info = PeerInfo {
-                    name: pc.name.clone(),
-                    public_key: pc.public_key.to_base64(),
-                    endpoint: None,
-                    allowed_ips: pc.allowed_ips.iter().map(|a| a.to_string()).collect(),
-                    state: "offline".into(),
-                    state_reason: Some("not running".into()),
-                    last_handshake: None,
-                    handshakes: 0,
-                    rx_bytes: 0,
-                    tx_bytes: 0,
-                    persistent_keepalive: pc.persistent_keepalive.filter(|k| *k > 0),
-                };
-                if let Some(h) = self.dp.router.by_key(&pc.public_key) {
-                    let cell = h.cell.lock();
-                    let p = &cell.peer;
-                    let stats = p.stats();
-                    let (state, reason) = state_name(p.state());
-                    info.state = state.into();
-                    info.state_reason = reason;
-                    info.endpoint = p.endpoint().map(|e| e.to_string());
-                    info.last_handshake = p.last_handshake_unix().map(|d| d.as_secs());
-                    info.handshakes = stats.handshakes;
-                    info.rx_bytes = stats.rx_bytes;
-                    info.tx_bytes = stats.tx_bytes;
-                }
-                info
-            })
-            .collect();
+        let peers = cfg.peers.iter().map(|pc| self.peer_info(pc)).collect();
         ShowResult { interface, peers }
     }
 }

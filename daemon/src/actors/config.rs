@@ -13,6 +13,8 @@ pub enum ConfigMsg {
     /// Loads and validates the file again; replies with the new configuration or the errors.
     /// The configuration in force is replaced only when the file is valid.
     Load(RpcReplyPort<Result<Box<Config>, String>>),
+    /// Records the configuration now in force (after a runtime change).
+    Replace(Box<Config>),
 }
 
 /// Spawn arguments.
@@ -69,7 +71,6 @@ impl Actor for ConfigActor {
                             for w in &c.warnings {
                                 tracing::warn!("{w}");
                             }
-                            st.current = c.clone();
                             Ok(Box::new(c))
                         }
                         Err(e) => Err(e.to_string()),
@@ -77,6 +78,7 @@ impl Actor for ConfigActor {
                 };
                 let _ = reply.send(r);
             }
+            ConfigMsg::Replace(c) => st.current = *c,
         }
         Ok(())
     }

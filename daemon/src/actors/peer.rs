@@ -25,6 +25,11 @@ pub enum PeerMsg {
     Wake,
     /// Resolve the configured hostname endpoint again.
     Resolve,
+    /// Applies changed settings in place; the session is kept.
+    Update(Box<PeerConfig>, ractor::RpcReplyPort<()>),
+    /// Panics (fault injection for tests).
+    #[cfg(feature = "fault-injection")]
+    Panic,
 }
 
 /// Spawn arguments.
@@ -161,13 +166,9 @@ impl Actor for PeerActor {
             None => None,
         };
         let handle = build_handle(&args.dp, &args.config, endpoint, args.seed);
-        let allowed: Vec<_> = args
-            .config
-            .allowed_ips
-            .iter()
-            .map(|c| (*c).into())
-            .collect();
-        args.dp.router.install(handle.clone(), &allowed);
+        args.dp
+            .router
+            .install(handle.clone(), &args.config.allowed_ips);
         let timer = AbortOnDrop(tokio::spawn(timer_task(handle.clone(), myself.clone())));
         tracing::info!(peer = %label(&args.config), endpoint = ?endpoint, "peer started");
         // Run once: a peer with a persistent keepalive has a handshake to send already.
@@ -192,11 +193,17 @@ impl Actor for PeerActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PeerMsg::Wake => self.on_wake(&myself, st).await,
+            PeerMsg::Update(new, reply) => {
+                self.update(st, *new).await;
+                let _ = reply.send(());
+            }
+            #[cfg(feature = "fault-injection")]
+            PeerMsg::Panic => panic!("fault injection: peer actor panics on request"),
             PeerMsg::Resolve => {
                 if let Some(e) = &st.config.endpoint {
                     match resolve(e).await {
                         Some(addr) => {
-                            let changed = st.handle.with_peer(&st.dp.udp, |p| {
+                            let changed = st.handle.with_peer(&st.dp.udp(), |p| {
                                 let changed = p.endpoint() != Some(addr);
                                 if changed {
                                     p.set_endpoint(Some(addr));
@@ -229,6 +236,40 @@ impl Actor for PeerActor {
 }
 
 impl PeerActor {
+    async fn update(&self, st: &mut PeerActorState, new: PeerConfig) {
+        let old = std::mem::replace(&mut st.config, new.clone());
+        if old.allowed_ips != new.allowed_ips {
+            st.dp
+                .router
+                .set_allowed_ips(&new.public_key, &new.allowed_ips);
+        }
+        let endpoint = if old.endpoint != new.endpoint {
+            match &new.endpoint {
+                Some(e) => Some(resolve(e).await),
+                None => Some(None),
+            }
+        } else {
+            None
+        };
+        let now = Instant::now();
+        st.handle.with_peer(&st.dp.udp(), |p| {
+            if old.preshared_key != new.preshared_key {
+                p.set_preshared_key(new.preshared_key.clone());
+            }
+            if let Some(Some(e)) = endpoint {
+                p.set_endpoint(Some(e));
+            }
+            if old.persistent_keepalive != new.persistent_keepalive {
+                p.set_persistent_keepalive(
+                    new.persistent_keepalive
+                        .map(|s| Duration::from_secs(s.into())),
+                    now,
+                );
+            }
+        });
+        tracing::info!(peer = %label(&new), "peer updated");
+    }
+
     async fn on_wake(&self, myself: &ActorRef<PeerMsg>, st: &mut PeerActorState) {
         st.handle.clear_wake();
         let now = Instant::now();
@@ -250,7 +291,7 @@ impl PeerActor {
             st.handle.rearm.notify_one();
         }
         for t in out {
-            if let Err(e) = st.dp.udp.send(&t.payload, t.dst).await {
+            if let Err(e) = st.dp.udp().send(&t.payload, t.dst).await {
                 tracing::debug!(dst = %t.dst, error = %e, "send failed");
                 st.dp
                     .drops

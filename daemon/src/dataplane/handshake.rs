@@ -152,7 +152,7 @@ fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
         if !q.checker.read().verify_mac2(bytes, &src, now) {
             let mut reply = [0u8; COOKIE_REPLY_LEN];
             q.checker.write().create_reply(bytes, &src, now, &mut reply);
-            dp.udp.send_best_effort(&reply, src);
+            dp.udp().send_best_effort(&reply, src);
             return Err(DropReason::CookieSent);
         }
         if !q.limiter.lock().allow(src.ip(), now) {
@@ -167,7 +167,7 @@ fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
             let peer = dp.router.by_key(&begun.peer).ok_or(DropReason::Handshake(
                 handshake::HandshakeError::UnknownPeer,
             ))?;
-            peer.with_peer(&dp.udp, |p| p.handle_initiation(&begun, src, now))
+            peer.with_peer(&dp.udp(), |p| p.handle_initiation(&begun, src, now))
                 .map_err(DropReason::Handshake)
         }
         Message::Response(resp) => {
@@ -175,7 +175,7 @@ fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
                 .router
                 .by_index(resp.receiver())
                 .ok_or(DropReason::UnknownIndex)?;
-            peer.with_peer(&dp.udp, |p| p.handle_response(&resp, src, now))
+            peer.with_peer(&dp.udp(), |p| p.handle_response(&resp, src, now))
                 .map_err(DropReason::Handshake)
         }
         Message::CookieReply(reply) => {
@@ -183,7 +183,7 @@ fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
                 .router
                 .by_index(reply.receiver())
                 .ok_or(DropReason::UnknownIndex)?;
-            if peer.with_peer(&dp.udp, |p| p.handle_cookie_reply(&reply, now)) {
+            if peer.with_peer(&dp.udp(), |p| p.handle_cookie_reply(&reply, now)) {
                 Ok(())
             } else {
                 Err(DropReason::BadCookieReply)

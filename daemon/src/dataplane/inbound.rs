@@ -24,13 +24,19 @@ pub enum Family {
     V6,
 }
 
-/// Receives datagrams on one socket until cancelled.
-pub async fn run(dp: Arc<DataPlane>, family: Family) {
-    let sock: &UdpSocket = match family {
-        Family::V4 => dp.udp.v4.as_ref(),
-        Family::V6 => dp.udp.v6.as_ref(),
-    }
-    .expect("receive loop started for a bound socket");
+/// Receives datagrams on one socket of `sockets` until cancelled.
+pub async fn run(
+    dp: Arc<DataPlane>,
+    sockets: Arc<crate::dataplane::udp::UdpSockets>,
+    family: Family,
+) {
+    let sock: &UdpSocket = match match family {
+        Family::V4 => sockets.v4.as_ref(),
+        Family::V6 => sockets.v6.as_ref(),
+    } {
+        Some(s) => s,
+        None => return,
+    };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, src) = match sock.recv_from(&mut buf).await {
@@ -56,7 +62,7 @@ pub async fn handle_datagram(dp: &DataPlane, buf: &mut [u8], src: SocketAddr, no
             let Some(peer) = dp.router.by_index(t.receiver()) else {
                 return dp.drops.inc(DropReason::UnknownIndex.name());
             };
-            let r = peer.with_peer(&dp.udp, |p| p.decapsulate_in_place(buf, src, now));
+            let r = peer.with_peer(&dp.udp(), |p| p.decapsulate_in_place(buf, src, now));
             match r {
                 Ok(Decapsulated::Data { len }) => {
                     let inner = &buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];

@@ -53,18 +53,27 @@ pub struct DataPlane {
     pub identity: RwLock<Arc<StaticIdentity>>,
     /// Peers by key, index and allowed IP.
     pub router: Router,
-    /// UDP sockets.
-    pub udp: UdpSockets,
+    /// UDP sockets (replaced when the listen port changes).
+    pub udp: arc_swap::ArcSwap<UdpSockets>,
     /// The TUN device.
     pub tun: Arc<tun_rs::AsyncDevice>,
     /// Settings every peer shares.
     pub settings: RwLock<PeerSettings>,
+    /// Divides every protocol timer (1 in production).
+    pub timer_divisor: u32,
     /// Drop counters by reason.
     pub drops: DropCounters,
     /// Clock anchor.
     pub clock: Clock,
     /// Handshake worker input and the under-load latch.
     pub handshakes: handshake::HandshakeQueue,
+}
+
+impl DataPlane {
+    /// The UDP sockets in use now.
+    pub fn udp(&self) -> arc_swap::Guard<Arc<UdpSockets>> {
+        self.udp.load()
+    }
 }
 
 impl std::fmt::Debug for DataPlane {

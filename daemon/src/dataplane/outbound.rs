@@ -41,12 +41,12 @@ async fn handle_packet(dp: &DataPlane, buf: &mut [u8], n: usize, now: Instant) {
         dp.drops.inc(reason::NO_ROUTE);
         return;
     };
-    let r = peer.with_peer(&dp.udp, |p| p.encapsulate_in_place(buf, n, now));
+    let r = peer.with_peer(&dp.udp(), |p| p.encapsulate_in_place(buf, n, now));
     match r {
         Ok(Encapsulated::Sealed { len, dst }) => {
-            if !dp.udp.send_best_effort(&buf[..len], dst) {
+            if !dp.udp().send_best_effort(&buf[..len], dst) {
                 // Socket buffer full: wait for room rather than drop (TCP above will pace).
-                if dp.udp.send(&buf[..len], dst).await.is_err() {
+                if dp.udp().send(&buf[..len], dst).await.is_err() {
                     dp.drops.inc(reason::SEND_FAILED);
                 }
             }

@@ -131,6 +131,13 @@ impl Router {
         }
     }
 
+    /// Removes whatever peer is installed under `key`.
+    pub fn remove_key(&self, key: &PublicKey) {
+        if let Some(old) = self.by_key.write().remove(key) {
+            self.allowed.write().remove_value(&PeerRef(old));
+        }
+    }
+
     /// The peer with this public key.
     pub fn by_key(&self, key: &PublicKey) -> Option<Arc<PeerHandle>> {
         self.by_key.read().get(key).cloned()

@@ -1,5 +1,8 @@
 //! The root supervisor: builds the data plane, starts every actor linked to itself, restarts a
-//! failed peer alone, and tears everything down in order when it stops.
+//! failed peer alone (within an intensity limit), applies configuration changes as a diff, and
+//! tears everything down in order when it stops.
+
+mod apply;
 
 use crate::actors::config::{ConfigActor, ConfigArgs, ConfigMsg};
 use crate::actors::control::{ControlActor, ControlArgs};
@@ -10,20 +13,28 @@ use crate::config::{Config, PeerConfig};
 use crate::dataplane::handshake::HandshakeQueue;
 use crate::dataplane::udp::UdpSockets;
 use crate::dataplane::{inbound, outbound, Clock, DataPlane};
+use crate::reconfig::ChangeReport;
 use crate::state::Daemon;
 use parking_lot::RwLock;
 use protocol::keys::PublicKey;
 use protocol::noise::handshake::StaticIdentity;
 use protocol::noise::peer::PeerSettings;
 use protocol::noise::timers::TimerConfig;
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long an RPC to a child may take during start.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an RPC to a child may take.
+pub(crate) const CALL_TIMEOUT_MS: u64 = 10_000;
+/// Restart intensity: more than this many restarts of one peer within [`RESTART_WINDOW`]
+/// marks it failed.
+pub const MAX_RESTARTS: usize = 5;
+/// Window of the restart intensity limit.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Arguments of the root.
 #[derive(Debug)]
@@ -39,30 +50,51 @@ pub struct RootArgs {
 }
 
 /// Messages to the root.
-#[derive(Debug)]
-pub enum RootMsg {}
+pub enum RootMsg {
+    /// Applies a new configuration (already validated field by field), replying with what
+    /// changed or with every reason it was refused. The running state is untouched on refusal.
+    Apply(Box<Config>, RpcReplyPort<Result<ChangeReport, Vec<String>>>),
+    /// Loads the configuration file again and applies it.
+    Reload(RpcReplyPort<Result<ChangeReport, Vec<String>>>),
+    /// Makes one PeerActor panic (fault injection for tests).
+    #[cfg(feature = "fault-injection")]
+    PanicPeer(PublicKey),
+}
 
-struct PeerEntry {
-    key: PublicKey,
-    actor: ActorRef<PeerMsg>,
+impl std::fmt::Debug for RootMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RootMsg::Apply(..) => "Apply",
+            RootMsg::Reload(..) => "Reload",
+            #[cfg(feature = "fault-injection")]
+            RootMsg::PanicPeer(..) => "PanicPeer",
+        })
+    }
+}
+
+pub(crate) struct PeerEntry {
+    pub(crate) key: PublicKey,
+    pub(crate) actor: ActorRef<PeerMsg>,
 }
 
 /// The root's state.
 pub struct RootState {
-    daemon: Arc<Daemon>,
-    interface: ActorRef<InterfaceMsg>,
-    control: Option<ActorRef<()>>,
-    config_actor: ActorRef<ConfigMsg>,
-    peers: HashMap<ActorId, PeerEntry>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    restarts: HashMap<PublicKey, u32>,
+    pub(crate) daemon: Arc<Daemon>,
+    pub(crate) interface: ActorRef<InterfaceMsg>,
+    pub(crate) control: Option<ActorRef<()>>,
+    pub(crate) config_actor: ActorRef<ConfigMsg>,
+    pub(crate) peers: HashMap<ActorId, PeerEntry>,
+    pub(crate) outbound: tokio::task::JoinHandle<()>,
+    pub(crate) inbound: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) restart_times: HashMap<PublicKey, Vec<Instant>>,
 }
 
 /// The root supervisor.
 #[derive(Debug, Default)]
 pub struct Root;
 
-fn random_seed() -> [u8; 32] {
+/// 32 bytes from the OS for seeding RNGs.
+pub(crate) fn random_seed() -> [u8; 32] {
     let mut seed = [0u8; 32];
     if getrandom::fill(&mut seed).is_err() {
         // Without OS randomness keys would be predictable: refuse to run.
@@ -71,7 +103,8 @@ fn random_seed() -> [u8; 32] {
     seed
 }
 
-fn prefixes(config: &Config) -> Vec<(std::net::IpAddr, u8)> {
+/// Every allowed-IP prefix of every peer, masked.
+pub(crate) fn route_prefixes(config: &Config) -> Vec<(std::net::IpAddr, u8)> {
     config
         .peers
         .iter()
@@ -80,11 +113,42 @@ fn prefixes(config: &Config) -> Vec<(std::net::IpAddr, u8)> {
         .collect()
 }
 
+/// Starts the receive loops for a set of sockets.
+pub(crate) fn spawn_inbound(
+    dp: &Arc<DataPlane>,
+    udp: &Arc<UdpSockets>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut v = Vec::new();
+    if udp.v4.is_some() {
+        v.push(tokio::spawn(inbound::run(
+            dp.clone(),
+            udp.clone(),
+            inbound::Family::V4,
+        )));
+    }
+    if udp.v6.is_some() {
+        v.push(tokio::spawn(inbound::run(
+            dp.clone(),
+            udp.clone(),
+            inbound::Family::V6,
+        )));
+    }
+    v
+}
+
+pub(crate) fn peer_settings(config: &Config, timer_divisor: u32) -> PeerSettings {
+    PeerSettings {
+        timers: TimerConfig::scaled(timer_divisor),
+        rekey_after_bytes: config.interface.rekey_after_bytes,
+        mtu: config.interface.mtu as usize,
+        max_queued: 1024,
+    }
+}
+
 impl Root {
-    async fn spawn_peer(
-        &self,
+    pub(crate) async fn spawn_peer(
         myself: &ActorRef<RootMsg>,
-        st_peers: &mut HashMap<ActorId, PeerEntry>,
+        peers: &mut HashMap<ActorId, PeerEntry>,
         dp: &Arc<DataPlane>,
         config: PeerConfig,
     ) {
@@ -96,7 +160,7 @@ impl Root {
         };
         match Actor::spawn_linked(None, PeerActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
-                st_peers.insert(actor.get_id(), PeerEntry { key, actor });
+                peers.insert(actor.get_id(), PeerEntry { key, actor });
             }
             Err(e) => tracing::error!(peer = %key, error = %e, "peer failed to start"),
         }
@@ -127,59 +191,47 @@ impl Actor for Root {
         };
         let (interface, _) =
             Actor::spawn_linked(None, InterfaceActor, iface_args, cell.clone()).await?;
-        let tun = ractor::call_t!(
-            interface,
-            InterfaceMsg::TakeDevice,
-            CALL_TIMEOUT.as_millis() as u64
-        )?
-        .ok_or("TUN device already taken")?;
+        let tun = ractor::call_t!(interface, InterfaceMsg::TakeDevice, CALL_TIMEOUT_MS)?
+            .ok_or("TUN device already taken")?;
 
-        let udp = UdpSockets::bind(config.interface.listen_port.unwrap_or(0))
-            .map_err(|e| format!("binding UDP port: {e}"))?;
+        let udp = Arc::new(
+            UdpSockets::bind(config.interface.listen_port.unwrap_or(0))
+                .map_err(|e| format!("binding UDP port: {e}"))?,
+        );
         let identity = Arc::new(StaticIdentity::new(config.interface.private_key.clone()));
-        let settings = PeerSettings {
-            timers: TimerConfig::scaled(args.timer_divisor),
-            rekey_after_bytes: config.interface.rekey_after_bytes,
-            mtu: config.interface.mtu as usize,
-            max_queued: 1024,
-        };
         let dp = Arc::new(DataPlane {
             handshakes: HandshakeQueue::new(&identity, random_seed()),
             identity: RwLock::new(identity),
             router: Default::default(),
-            udp,
+            udp: arc_swap::ArcSwap::new(udp.clone()),
             tun,
-            settings: RwLock::new(settings),
+            settings: RwLock::new(peer_settings(&config, args.timer_divisor)),
+            timer_divisor: args.timer_divisor,
             drops: Default::default(),
             clock: Clock::now(),
         });
-        tracing::info!(port = dp.udp.port(), "listening");
+        tracing::info!(port = udp.port(), "listening");
         HandshakeQueue::start_worker(&dp)?;
-        let mut tasks = vec![tokio::spawn(outbound::run(dp.clone()))];
-        if dp.udp.v4.is_some() {
-            tasks.push(tokio::spawn(inbound::run(dp.clone(), inbound::Family::V4)));
-        }
-        if dp.udp.v6.is_some() {
-            tasks.push(tokio::spawn(inbound::run(dp.clone(), inbound::Family::V6)));
-        }
+        let outbound = tokio::spawn(outbound::run(dp.clone()));
+        let inbound = spawn_inbound(&dp, &udp);
 
         let mut peers = HashMap::new();
         for pc in config.peers.clone() {
-            self.spawn_peer(&myself, &mut peers, &dp, pc).await;
+            Root::spawn_peer(&myself, &mut peers, &dp, pc).await;
         }
-        let routes = prefixes(&config);
-        if let Err(e) = ractor::call_t!(
-            interface,
-            InterfaceMsg::SyncRoutes,
-            CALL_TIMEOUT.as_millis() as u64,
-            routes
-        )? {
+        let routes = route_prefixes(&config);
+        if let Err(e) =
+            ractor::call_t!(interface, InterfaceMsg::SyncRoutes, CALL_TIMEOUT_MS, routes)?
+        {
             tracing::warn!(error = %e, "some routes could not be installed");
         }
 
         let daemon = Arc::new(Daemon {
             dp: dp.clone(),
             config: RwLock::new(config.clone()),
+            root: myself.clone(),
+            failed: Default::default(),
+            restarts: Default::default(),
         });
         let (config_actor, _) = Actor::spawn_linked(
             None,
@@ -191,17 +243,7 @@ impl Actor for Root {
             cell.clone(),
         )
         .await?;
-        let (control, _) = Actor::spawn_linked(
-            None,
-            ControlActor,
-            ControlArgs {
-                path: config.control.socket.clone(),
-                group: config.control.group.clone(),
-                daemon: daemon.clone(),
-            },
-            cell.clone(),
-        )
-        .await?;
+        let control = spawn_control(&cell, &config, &daemon).await?;
         if let Some(tx) = args.ready {
             let _ = tx.send(daemon.clone());
         }
@@ -211,9 +253,53 @@ impl Actor for Root {
             control: Some(control),
             config_actor,
             peers,
-            tasks,
-            restarts: HashMap::new(),
+            outbound,
+            inbound,
+            restart_times: HashMap::new(),
         })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Apply(config, reply) => {
+                let r = apply::apply(&myself, st, *config).await;
+                let _ = reply.send(r);
+            }
+            RootMsg::Reload(reply) => {
+                let loaded = ractor::call_t!(st.config_actor, ConfigMsg::Load, CALL_TIMEOUT_MS);
+                let r = match loaded {
+                    Ok(Ok(c)) => apply::apply(&myself, st, *c).await,
+                    Ok(Err(e)) => Err(e.lines().map(str::to_string).collect()),
+                    Err(e) => Err(vec![format!("config actor unavailable: {e}")]),
+                };
+                match &r {
+                    Ok(rep) if rep.is_empty() => tracing::info!("reload: nothing changed"),
+                    Ok(rep) => {
+                        for l in rep.lines() {
+                            tracing::info!("reload: {l}");
+                        }
+                    }
+                    Err(e) => {
+                        for l in e {
+                            tracing::error!("reload refused: {l}");
+                        }
+                    }
+                }
+                let _ = reply.send(r);
+            }
+            #[cfg(feature = "fault-injection")]
+            RootMsg::PanicPeer(key) => {
+                if let Some(e) = st.peers.values().find(|e| e.key == key) {
+                    let _ = e.actor.cast(PeerMsg::Panic);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn handle_supervisor_evt(
@@ -241,7 +327,8 @@ impl Actor for Root {
         _myself: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        for t in st.tasks.drain(..) {
+        st.outbound.abort();
+        for t in st.inbound.drain(..) {
             t.abort();
         }
         if let Some(c) = st.control.take() {
@@ -261,6 +348,25 @@ impl Actor for Root {
     }
 }
 
+pub(crate) async fn spawn_control(
+    cell: &ActorCell,
+    config: &Config,
+    daemon: &Arc<Daemon>,
+) -> Result<ActorRef<()>, ActorProcessingErr> {
+    let (control, _) = Actor::spawn_linked(
+        None,
+        ControlActor,
+        ControlArgs {
+            path: config.control.socket.clone(),
+            group: config.control.group.clone(),
+            daemon: daemon.clone(),
+        },
+        cell.clone(),
+    )
+    .await?;
+    Ok(control)
+}
+
 impl Root {
     async fn child_failed(
         &self,
@@ -271,9 +377,27 @@ impl Root {
     ) {
         let id = cell.get_id();
         if let Some(entry) = st.peers.remove(&id) {
-            let n = st.restarts.entry(entry.key).or_default();
-            *n += 1;
-            tracing::error!(peer = %entry.key, error = %err, restarts = *n, "peer actor failed; restarting it");
+            let now = Instant::now();
+            let times = st.restart_times.entry(entry.key).or_default();
+            times.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+            times.push(now);
+            let too_many = times.len() > MAX_RESTARTS;
+            let total = {
+                let mut r = st.daemon.restarts.write();
+                let n = r.entry(entry.key).or_default();
+                if !too_many {
+                    *n += 1;
+                }
+                *n
+            };
+            if too_many {
+                tracing::error!(peer = %entry.key, error = %err,
+                    "peer actor failed more than {MAX_RESTARTS} times in {RESTART_WINDOW:?}; marking it failed");
+                st.daemon.failed.write().insert(entry.key);
+                st.daemon.dp.router.remove_key(&entry.key);
+                return;
+            }
+            tracing::error!(peer = %entry.key, error = %err, restarts = total, "peer actor failed; restarting it");
             let config = st
                 .daemon
                 .config
@@ -284,11 +408,36 @@ impl Root {
                 .cloned();
             if let Some(pc) = config {
                 let dp = st.daemon.dp.clone();
-                self.spawn_peer(myself, &mut st.peers, &dp, pc).await;
+                Root::spawn_peer(myself, &mut st.peers, &dp, pc).await;
             }
         } else if st.control.as_ref().is_some_and(|c| c.get_id() == id) {
-            tracing::error!(error = %err, "control server failed");
-            st.control = None;
+            tracing::error!(error = %err, "control server failed; restarting it");
+            let config = st.daemon.config.read().clone();
+            match spawn_control(&myself.get_cell(), &config, &st.daemon).await {
+                Ok(c) => st.control = Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "control server could not be restarted");
+                    st.control = None;
+                }
+            }
+        } else if st.config_actor.get_id() == id {
+            tracing::error!(error = %err, "config actor failed; restarting it");
+            let config = st.daemon.config.read().clone();
+            let path = config.source_path.clone();
+            match Actor::spawn_linked(
+                None,
+                ConfigActor,
+                ConfigArgs {
+                    path,
+                    initial: config,
+                },
+                myself.get_cell(),
+            )
+            .await
+            {
+                Ok((a, _)) => st.config_actor = a,
+                Err(e) => tracing::error!(error = %e, "config actor could not be restarted"),
+            }
         } else {
             tracing::error!(error = %err, "essential actor failed; stopping");
             myself.stop(Some(format!("child failed: {err}")));

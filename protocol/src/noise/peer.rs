@@ -1138,6 +1138,9 @@ impl Drop for Peer {
     fn drop(&mut self) {
         self.clear_keys();
         self.drop_initiation();
+        if let Some(ss) = self.static_static.as_mut() {
+            zeroize::Zeroize::zeroize(ss);
+        }
     }
 }
 

@@ -1,0 +1,336 @@
+//! Live reconfiguration: the difference between the running configuration and a new one, and
+//! the consistency checks every runtime change passes (reload, JSON-RPC, UAPI alike).
+
+use crate::config::{Config, PeerConfig, MIN_MTU, MIN_MTU_IPV6};
+use protocol::allowed_ips::IpPrefix;
+use protocol::keys::PublicKey;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// What differs between two configurations, in the order it is applied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The static private key changed: every session must be rebuilt.
+    pub private_key: bool,
+    /// New listen port (`Some(None)` = any port).
+    pub listen_port: Option<Option<u16>>,
+    /// New MTU.
+    pub mtu: Option<u16>,
+    /// New interface addresses.
+    pub addresses: Option<Vec<IpPrefix>>,
+    /// New volume rekey threshold.
+    pub rekey_after_bytes: Option<u64>,
+    /// The control socket path or group changed.
+    pub control: bool,
+    /// Peers to stop.
+    pub removed: Vec<PublicKey>,
+    /// Peers to start.
+    pub added: Vec<PeerConfig>,
+    /// Peers whose settings change in place (their sessions are kept).
+    pub changed: Vec<PeerConfig>,
+}
+
+impl Plan {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Plan::default()
+    }
+}
+
+/// What a reload or change did, as reported to the operator.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct ChangeReport {
+    /// Interface-level changes, one line each (`mtu 1420 -> 1380`).
+    pub interface: Vec<String>,
+    /// Public keys (with names) of peers added.
+    pub peers_added: Vec<String>,
+    /// Peers removed.
+    pub peers_removed: Vec<String>,
+    /// Peers changed in place, with what changed.
+    pub peers_changed: Vec<String>,
+}
+
+impl ChangeReport {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.interface.is_empty()
+            && self.peers_added.is_empty()
+            && self.peers_removed.is_empty()
+            && self.peers_changed.is_empty()
+    }
+
+    /// One line per change, for logs and `vpnctl reload`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .interface
+            .iter()
+            .map(|l| format!("interface: {l}"))
+            .collect();
+        v.extend(self.peers_added.iter().map(|p| format!("peer added: {p}")));
+        v.extend(
+            self.peers_removed
+                .iter()
+                .map(|p| format!("peer removed: {p}")),
+        );
+        v.extend(
+            self.peers_changed
+                .iter()
+                .map(|p| format!("peer changed: {p}")),
+        );
+        v
+    }
+}
+
+fn peer_label(p: &PeerConfig) -> String {
+    match &p.name {
+        Some(n) => format!("{} ({n})", p.public_key),
+        None => p.public_key.to_string(),
+    }
+}
+
+/// What changed about one peer, field by field.
+pub fn peer_changes(old: &PeerConfig, new: &PeerConfig) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if old.name != new.name {
+        v.push("name");
+    }
+    if old.preshared_key != new.preshared_key {
+        v.push("preshared_key");
+    }
+    if old.allowed_ips != new.allowed_ips {
+        v.push("allowed_ips");
+    }
+    if old.endpoint != new.endpoint {
+        v.push("endpoint");
+    }
+    if old.persistent_keepalive != new.persistent_keepalive {
+        v.push("persistent_keepalive");
+    }
+    v
+}
+
+/// Computes the plan and the report for going from `old` to `new`.
+pub fn plan(old: &Config, new: &Config) -> (Plan, ChangeReport) {
+    let mut p = Plan::default();
+    let mut r = ChangeReport::default();
+    let (oi, ni) = (&old.interface, &new.interface);
+    if oi.name != ni.name {
+        // Renaming the interface is not a live change; the checks refuse it earlier.
+        r.interface
+            .push(format!("name {} -> {} (needs a restart)", oi.name, ni.name));
+    }
+    if oi.private_key != ni.private_key {
+        p.private_key = true;
+        r.interface.push(format!(
+            "private key changed (public key {} -> {})",
+            oi.public_key(),
+            ni.public_key()
+        ));
+    }
+    if oi.listen_port != ni.listen_port {
+        p.listen_port = Some(ni.listen_port);
+        let show = |x: Option<u16>| x.map_or("any".to_string(), |p| p.to_string());
+        r.interface.push(format!(
+            "listen_port {} -> {}",
+            show(oi.listen_port),
+            show(ni.listen_port)
+        ));
+    }
+    if oi.mtu != ni.mtu {
+        p.mtu = Some(ni.mtu);
+        r.interface.push(format!("mtu {} -> {}", oi.mtu, ni.mtu));
+    }
+    if oi.addresses != ni.addresses {
+        p.addresses = Some(ni.addresses.clone());
+        let show = |a: &[IpPrefix]| {
+            a.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        r.interface.push(format!(
+            "addresses [{}] -> [{}]",
+            show(&oi.addresses),
+            show(&ni.addresses)
+        ));
+    }
+    if oi.rekey_after_bytes != ni.rekey_after_bytes {
+        p.rekey_after_bytes = Some(ni.rekey_after_bytes);
+        r.interface.push(format!(
+            "rekey_after_bytes {} -> {}",
+            oi.rekey_after_bytes, ni.rekey_after_bytes
+        ));
+    }
+    if old.control != new.control {
+        p.control = true;
+        r.interface.push(format!(
+            "control socket -> {}",
+            new.control.socket.display()
+        ));
+    }
+    let olds: HashMap<PublicKey, &PeerConfig> =
+        old.peers.iter().map(|x| (x.public_key, x)).collect();
+    let news: HashSet<PublicKey> = new.peers.iter().map(|x| x.public_key).collect();
+    for o in &old.peers {
+        if !news.contains(&o.public_key) {
+            p.removed.push(o.public_key);
+            r.peers_removed.push(peer_label(o));
+        }
+    }
+    for n in &new.peers {
+        match olds.get(&n.public_key) {
+            None => {
+                p.added.push(n.clone());
+                r.peers_added.push(peer_label(n));
+            }
+            Some(o) => {
+                let c = peer_changes(o, n);
+                if !c.is_empty() {
+                    p.changed.push(n.clone());
+                    r.peers_changed
+                        .push(format!("{}: {}", peer_label(n), c.join(", ")));
+                }
+            }
+        }
+    }
+    (p, r)
+}
+
+/// Checks a configuration built at runtime (by an RPC or UAPI edit) for the same
+/// cross-field rules the file loader enforces. Returns every problem.
+pub fn check(old: &Config, new: &Config) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    if old.interface.name != new.interface.name {
+        problems.push("interface.name: the interface cannot be renamed at runtime".to_string());
+    }
+    let ni = &new.interface;
+    let min = if ni.addresses.iter().any(|a| a.is_ipv6()) {
+        MIN_MTU_IPV6
+    } else {
+        MIN_MTU
+    };
+    if ni.mtu < min {
+        problems.push(format!(
+            "interface.mtu: {} is out of range: must be {min} to 65535",
+            ni.mtu
+        ));
+    }
+    let own = ni.public_key();
+    let mut keys = HashSet::new();
+    let mut names = HashSet::new();
+    let mut claims: HashMap<IpPrefix, usize> = HashMap::new();
+    for (i, p) in new.peers.iter().enumerate() {
+        if p.public_key == own {
+            problems.push(format!(
+                "peers[{i}].public_key: {} is this interface's own public key",
+                p.public_key
+            ));
+        }
+        if !keys.insert(p.public_key) {
+            problems.push(format!(
+                "peers[{i}].public_key: {} is listed more than once",
+                p.public_key
+            ));
+        }
+        if let Some(n) = &p.name {
+            if !names.insert(n.clone()) {
+                problems.push(format!("peers[{i}].name: `{n}` is used by another peer"));
+            }
+        }
+        for a in &p.allowed_ips {
+            let m = a.masked();
+            if let Some(j) = claims.insert(m, i) {
+                if j != i {
+                    problems.push(format!(
+                        "peers[{i}].allowed_ips: {m} is already an allowed IP of peers[{j}]"
+                    ));
+                }
+            }
+        }
+        if p.persistent_keepalive == Some(0) {
+            problems.push(format!(
+                "peers[{i}].persistent_keepalive: 0 means off; omit it"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_str, Format};
+    use std::path::Path;
+
+    const A: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const P1: &str = "nQUbM6ysc6dHLbxqERla3GEiAanPjqJ2RgkUM7e5Cg0=";
+    const P2: &str = "VoJ5hDvU6/DH3ydQGRzYSBAYCtJE3Y4GDRZefNObfzM=";
+    const P3: &str = "q24ec1uRMUknujOCcrErw0oUwFw8zqLAqguNideh/Rw=";
+
+    fn cfg(extra_iface: &str, peers: &str) -> Config {
+        let text = format!(
+            "interface:\n  name: vpn0\n  private_key: {A}\n  addresses: [10.0.0.1/24]\n{extra_iface}peers:\n{peers}"
+        );
+        parse_str(&text, Format::Yaml, "t.yaml", Path::new("/")).unwrap()
+    }
+
+    fn peer(key: &str, ip: &str) -> String {
+        format!("  - public_key: {key}\n    allowed_ips: [{ip}]\n")
+    }
+
+    #[test]
+    fn identical_configs_plan_nothing() {
+        let c = cfg("", &peer(P1, "10.0.0.2/32"));
+        let (p, r) = plan(&c, &c);
+        assert!(p.is_empty());
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn peers_added_removed_changed() {
+        let old = cfg("", &(peer(P1, "10.0.0.2/32") + &peer(P2, "10.0.0.3/32")));
+        let new = cfg(
+            "",
+            &(peer(P1, "10.0.0.2/32") + &peer(P2, "10.0.0.4/32") + &peer(P3, "10.0.0.5/32")),
+        );
+        let (p, r) = plan(&old, &new);
+        assert!(p.removed.is_empty());
+        assert_eq!(p.added.len(), 1);
+        assert_eq!(p.changed.len(), 1);
+        assert_eq!(p.changed[0].public_key.to_string(), P2);
+        assert!(r.peers_changed[0].ends_with("allowed_ips"));
+        let (p, _) = plan(&new, &old);
+        assert_eq!(p.removed.len(), 1);
+    }
+
+    #[test]
+    fn interface_changes() {
+        let old = cfg("", "");
+        let new = cfg("  mtu: 1380\n  listen_port: 5000\n", "");
+        let (p, r) = plan(&old, &new);
+        assert_eq!(p.mtu, Some(1380));
+        assert_eq!(p.listen_port, Some(Some(5000)));
+        assert_eq!(r.interface.len(), 2);
+    }
+
+    #[test]
+    fn runtime_checks() {
+        let old = cfg("", &peer(P1, "10.0.0.2/32"));
+        let mut new = old.clone();
+        new.peers.push(new.peers[0].clone());
+        let e = check(&old, &new).unwrap_err();
+        assert!(e.iter().any(|m| m.contains("more than once")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("already an allowed IP")),
+            "{e:?}"
+        );
+        let mut own = old.clone();
+        own.peers[0].public_key = own.interface.public_key();
+        assert!(check(&old, &own).unwrap_err()[0].contains("own public key"));
+        assert!(check(&old, &old).is_ok());
+    }
+}

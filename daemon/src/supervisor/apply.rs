@@ -1,0 +1,135 @@
+//! Applying a configuration change to the running daemon: only the difference, and nothing at
+//! all when the new configuration is inconsistent.
+
+use super::{
+    peer_settings, random_seed, route_prefixes, spawn_control, spawn_inbound, Root, RootMsg,
+    RootState, CALL_TIMEOUT_MS,
+};
+use crate::actors::config::ConfigMsg;
+use crate::actors::interface::actor::InterfaceMsg;
+use crate::actors::peer::PeerMsg;
+use crate::config::Config;
+use crate::dataplane::udp::UdpSockets;
+use crate::reconfig::{self, ChangeReport};
+use protocol::noise::handshake::StaticIdentity;
+use ractor::ActorRef;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Applies `new` over the running configuration. Refusals change nothing.
+pub(super) async fn apply(
+    myself: &ActorRef<RootMsg>,
+    st: &mut RootState,
+    new: Config,
+) -> Result<ChangeReport, Vec<String>> {
+    let old = st.daemon.config.read().clone();
+    reconfig::check(&old, &new)?;
+    let (plan, report) = reconfig::plan(&old, &new);
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    let dp = st.daemon.dp.clone();
+
+    // Bind the new port first: if it is taken, refuse before touching anything.
+    let new_udp = match plan.listen_port {
+        Some(port) => Some(Arc::new(
+            UdpSockets::bind(port.unwrap_or(0))
+                .map_err(|e| vec![format!("interface.listen_port: cannot bind: {e}")])?,
+        )),
+        None => None,
+    };
+
+    if let Some(mtu) = plan.mtu {
+        ractor::call_t!(st.interface, InterfaceMsg::SetMtu, CALL_TIMEOUT_MS, mtu)
+            .map_err(|e| vec![format!("interface.mtu: {e}")])?
+            .map_err(|e| vec![format!("interface.mtu: {e}")])?;
+    }
+    if let Some(addrs) = &plan.addresses {
+        let a = addrs.iter().map(|p| (p.addr(), p.prefix_len())).collect();
+        ractor::call_t!(st.interface, InterfaceMsg::SetAddresses, CALL_TIMEOUT_MS, a)
+            .map_err(|e| vec![format!("interface.addresses: {e}")])?
+            .map_err(|e| vec![format!("interface.addresses: {e}")])?;
+    }
+    if let Some(udp) = new_udp {
+        for t in st.inbound.drain(..) {
+            t.abort();
+        }
+        dp.udp.store(udp.clone());
+        st.inbound = spawn_inbound(&dp, &udp);
+    }
+    if plan.mtu.is_some() || plan.rekey_after_bytes.is_some() {
+        let settings = peer_settings(&new, dp.timer_divisor);
+        *dp.settings.write() = settings;
+        for h in dp.router.peers() {
+            h.cell.lock().peer.set_settings(settings);
+        }
+    }
+
+    // The configuration in force is updated before peers start, so a restart after a crash
+    // uses the new settings.
+    *st.daemon.config.write() = new.clone();
+
+    // Peers: a new private key changes every session, so every peer starts afresh.
+    let mut removed = plan.removed.clone();
+    let mut added = plan.added.clone();
+    let mut changed = plan.changed.clone();
+    if plan.private_key {
+        let identity = Arc::new(StaticIdentity::new(new.interface.private_key.clone()));
+        dp.handshakes.reset_identity(&identity, random_seed());
+        *dp.identity.write() = identity;
+        removed = old.peers.iter().map(|p| p.public_key).collect();
+        added = new.peers.clone();
+        changed.clear();
+    }
+    for key in &removed {
+        st.daemon.failed.write().remove(key);
+        let ids: Vec<_> = st
+            .peers
+            .iter()
+            .filter(|(_, e)| e.key == *key)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(e) = st.peers.remove(&id) {
+                let _ = e
+                    .actor
+                    .stop_and_wait(Some("removed".into()), Some(Duration::from_secs(2)))
+                    .await;
+            }
+        }
+        dp.router.remove_key(key);
+    }
+    for pc in added {
+        Root::spawn_peer(myself, &mut st.peers, &dp, pc).await;
+    }
+    for pc in changed {
+        if let Some(e) = st.peers.values().find(|e| e.key == pc.public_key) {
+            let _ = ractor::call_t!(e.actor, PeerMsg::Update, CALL_TIMEOUT_MS, Box::new(pc));
+        }
+    }
+
+    let routes = route_prefixes(&new);
+    match ractor::call_t!(
+        st.interface,
+        InterfaceMsg::SyncRoutes,
+        CALL_TIMEOUT_MS,
+        routes
+    ) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "some routes could not be installed"),
+        Err(e) => tracing::warn!(error = %e, "interface actor unavailable for routes"),
+    }
+    if plan.control {
+        if let Some(c) = st.control.take() {
+            let _ = c
+                .stop_and_wait(None, Some(Duration::from_millis(500)))
+                .await;
+        }
+        match spawn_control(&myself.get_cell(), &new, &st.daemon).await {
+            Ok(c) => st.control = Some(c),
+            Err(e) => tracing::error!(error = %e, "control socket could not be moved"),
+        }
+    }
+    let _ = st.config_actor.cast(ConfigMsg::Replace(Box::new(new)));
+    Ok(report)
+}
