@@ -3,7 +3,8 @@
 
 use crate::config::{self, Config};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Messages to the ConfigActor.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct ConfigArgs {
     pub path: Option<PathBuf>,
     /// The configuration already loaded at start.
     pub initial: Config,
+    /// Where to send reloads when the file changes on disk.
+    pub root: Option<ActorRef<crate::supervisor::RootMsg>>,
 }
 
 /// The actor's state.
@@ -31,6 +34,43 @@ pub struct ConfigArgs {
 pub struct ConfigState {
     path: Option<PathBuf>,
     current: Config,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How often the file is looked at.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What identifies one version of the file: a save by rename changes the inode, an in-place
+/// write changes the size or modification time.
+fn fingerprint(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Polls the file and asks the root to reload once a change has settled (two looks in a row
+/// agree), so an editor's several writes make one reload. Polling needs no platform watcher
+/// and sees saves by rename the same as in-place writes.
+async fn watch(path: PathBuf, root: ActorRef<crate::supervisor::RootMsg>) {
+    let mut applied = fingerprint(&path);
+    let mut seen = applied;
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        let now = fingerprint(&path);
+        if now != seen {
+            // Still changing (or just changed): wait for it to settle.
+            seen = now;
+            continue;
+        }
+        if now.is_some() && now != applied {
+            applied = now;
+            tracing::info!(file = %path.display(), "configuration file changed; reloading");
+            let r = ractor::call_t!(root, crate::supervisor::RootMsg::Reload, 20_000);
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "reload after file change failed");
+            }
+        }
+    }
 }
 
 /// The actor.
@@ -47,10 +87,26 @@ impl Actor for ConfigActor {
         _myself: ActorRef<Self::Msg>,
         args: ConfigArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let watcher = match (&args.path, args.root) {
+            (Some(p), Some(root)) => Some(tokio::spawn(watch(p.clone(), root))),
+            _ => None,
+        };
         Ok(ConfigState {
             path: args.path,
             current: args.initial,
+            watcher,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(w) = st.watcher.take() {
+            w.abort();
+        }
+        Ok(())
     }
 
     async fn handle(

@@ -1,52 +1,368 @@
-//! JSON-RPC method dispatch.
+//! JSON-RPC method dispatch. Every change builds a complete new configuration and hands it to
+//! the root supervisor, the same path a reload and the UAPI take.
 
+use crate::config::{self, Config, Endpoint, PeerConfig};
+use crate::reconfig::ChangeReport;
 use crate::state::Daemon;
-use protocol::rpc::{self, Request, Response, RpcError};
+use crate::supervisor::RootMsg;
+use protocol::allowed_ips::IpPrefix;
+use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
+use protocol::rpc::{self, *};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::path::Path;
 
-/// Handles one raw request line and returns the response to write.
-pub fn handle_line(daemon: &Daemon, line: &[u8]) -> Response {
+/// How long a change may take to apply.
+const APPLY_TIMEOUT_MS: u64 = 20_000;
+
+/// Handles one raw request line and returns the response to write (`None` for a
+/// notification, which gets no response).
+pub async fn handle_line(daemon: &Daemon, line: &[u8], client: &str) -> Option<Response> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
-            return Response::err(
+            return Some(Response::err(
                 Value::Null,
                 RpcError::new(rpc::PARSE_ERROR, format!("parse error: {e}")),
-            )
+            ))
         }
     };
-    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let id = value.get("id").cloned();
     let req: Request = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => {
-            return Response::err(
-                id,
+            return Some(Response::err(
+                id.unwrap_or(Value::Null),
                 RpcError::new(rpc::INVALID_REQUEST, format!("invalid request: {e}")),
-            )
+            ))
         }
     };
     if req.jsonrpc != rpc::JSONRPC {
-        return Response::err(
-            id,
+        return Some(Response::err(
+            id.unwrap_or(Value::Null),
             RpcError::new(
                 rpc::INVALID_REQUEST,
                 "invalid request: jsonrpc must be \"2.0\"",
             ),
-        );
+        ));
     }
-    match dispatch(daemon, &req.method, req.params.as_ref()) {
+    if is_mutating(&req.method) {
+        tracing::info!(method = %req.method, client, "control request");
+    }
+    let result = dispatch(daemon, &req.method, req.params).await;
+    let id = id?;
+    Some(match result {
         Ok(v) => Response::ok(id, v),
         Err(e) => Response::err(id, e),
+    })
+}
+
+fn is_mutating(method: &str) -> bool {
+    matches!(
+        method,
+        "peer.add" | "peer.update" | "peer.remove" | "reload" | "interface.set"
+    ) || method.starts_with("debug.")
+}
+
+fn invalid(msg: impl Into<String>) -> RpcError {
+    RpcError::new(rpc::INVALID_PARAMS, msg)
+}
+
+fn params<T: DeserializeOwned + Default>(p: Option<Value>, required: bool) -> Result<T, RpcError> {
+    match p {
+        None | Some(Value::Null) if !required => Ok(T::default()),
+        None | Some(Value::Null) => Err(invalid("invalid params: missing params object")),
+        Some(v) => serde_json::from_value(v).map_err(|e| invalid(format!("invalid params: {e}"))),
     }
 }
 
-fn dispatch(daemon: &Daemon, method: &str, _params: Option<&Value>) -> Result<Value, RpcError> {
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))
+}
+
+async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Value, RpcError> {
     match method {
-        "show" => serde_json::to_value(daemon.show())
-            .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string())),
+        "show" => to_value(&daemon.show()),
+        "peer.list" => to_value(&daemon.show().peers),
+        "peer.show" => {
+            let sel: PeerSelector = required(p)?;
+            let cfg = daemon.config.read().clone();
+            let i = find_peer(&cfg, &sel.peer)?;
+            let info = daemon.peer_info(&cfg.peers[i]);
+            let restarts = daemon
+                .restarts
+                .read()
+                .get(&cfg.peers[i].public_key)
+                .copied()
+                .unwrap_or(0);
+            to_value(&PeerShowResult {
+                peer: info,
+                restarts,
+            })
+        }
+        "peer.add" => {
+            let a: PeerAddParams = required(p)?;
+            let save = a.save;
+            let mut cfg = daemon.config.read().clone();
+            let pc = new_peer(a)?;
+            if cfg.peers.iter().any(|x| x.public_key == pc.public_key) {
+                return Err(RpcError::new(
+                    rpc::REFUSED,
+                    format!("public_key: peer {} already exists", pc.public_key),
+                ));
+            }
+            cfg.peers.push(pc);
+            change(daemon, cfg, save).await
+        }
+        "peer.update" => {
+            let u: PeerUpdateParams = required(p)?;
+            let save = u.save;
+            let mut cfg = daemon.config.read().clone();
+            let i = find_peer(&cfg, &u.peer)?;
+            update_peer(&mut cfg.peers[i], u)?;
+            change(daemon, cfg, save).await
+        }
+        "peer.remove" => {
+            let r: PeerRemoveParams = required(p)?;
+            let mut cfg = daemon.config.read().clone();
+            let i = find_peer(&cfg, &r.peer)?;
+            cfg.peers.remove(i);
+            change(daemon, cfg, r.save).await
+        }
+        "interface.set" => {
+            let s: InterfaceSetParams = required(p)?;
+            let save = s.save;
+            let mut cfg = daemon.config.read().clone();
+            if let Some(port) = s.listen_port {
+                cfg.interface.listen_port = (port != 0).then_some(port);
+            }
+            if let Some(k) = s.private_key {
+                cfg.interface.private_key = k
+                    .parse::<PrivateKey>()
+                    .map_err(|e| invalid(format!("private_key: {e}")))?;
+                cfg.interface.private_key_file = None;
+            }
+            if let Some(m) = s.mtu {
+                cfg.interface.mtu = m;
+            }
+            if let Some(a) = s.addresses {
+                cfg.interface.addresses = prefixes(&a, "addresses", false)?;
+            }
+            change(daemon, cfg, save).await
+        }
+        "reload" => {
+            let _: ReloadParams = params(p, false)?;
+            let r = ractor::call_t!(daemon.root, RootMsg::Reload, APPLY_TIMEOUT_MS)
+                .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+            match r {
+                Ok(rep) => to_value(&change_result(rep, false)),
+                Err(problems) => Err(refused(problems)),
+            }
+        }
+        "config.check" => {
+            let c: ConfigCheckParams = required(p)?;
+            let r = match config::load(Path::new(&c.path)) {
+                Ok(cfg) => ConfigCheckResult {
+                    valid: true,
+                    errors: vec![],
+                    warnings: cfg.warnings,
+                },
+                Err(e) => ConfigCheckResult {
+                    valid: false,
+                    errors: e.to_string().lines().map(str::to_string).collect(),
+                    warnings: vec![],
+                },
+            };
+            to_value(&r)
+        }
+        "stats" => {
+            let dp = &daemon.dp;
+            to_value(&StatsResult {
+                drops: dp.drops.snapshot(),
+                handshake_queue: dp.handshakes.depth(),
+                under_load: dp.handshakes.is_under_load(std::time::Instant::now()),
+            })
+        }
+        #[cfg(feature = "fault-injection")]
+        "debug.panic_peer" => {
+            let sel: PeerSelector = required(p)?;
+            let cfg = daemon.config.read().clone();
+            let i = find_peer(&cfg, &sel.peer)?;
+            daemon
+                .root
+                .cast(RootMsg::PanicPeer(cfg.peers[i].public_key))
+                .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+            Ok(Value::Bool(true))
+        }
         other => Err(RpcError::new(
             rpc::METHOD_NOT_FOUND,
             format!("method not found: {other}"),
         )),
     }
+}
+
+fn required<T: DeserializeOwned + Default>(p: Option<Value>) -> Result<T, RpcError> {
+    params(p, true)
+}
+
+fn refused(problems: Vec<String>) -> RpcError {
+    let mut e = RpcError::new(rpc::REFUSED, problems.join("; "));
+    e.data = Some(Value::from(problems));
+    e
+}
+
+fn change_result(r: ChangeReport, saved: bool) -> ChangeResult {
+    ChangeResult {
+        interface: r.interface,
+        peers_added: r.peers_added,
+        peers_removed: r.peers_removed,
+        peers_changed: r.peers_changed,
+        saved,
+    }
+}
+
+/// Applies `cfg` through the root and optionally writes it back to the file.
+async fn change(daemon: &Daemon, cfg: Config, save: bool) -> Result<Value, RpcError> {
+    let path = cfg.source_path.clone();
+    if save && path.is_none() {
+        return Err(invalid(
+            "save: the daemon was not started from a configuration file",
+        ));
+    }
+    let yaml = save.then(|| cfg.to_yaml());
+    let r = ractor::call_t!(daemon.root, RootMsg::Apply, APPLY_TIMEOUT_MS, Box::new(cfg))
+        .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+    let rep = r.map_err(refused)?;
+    let mut saved = false;
+    if let (Some(path), Some(yaml)) = (path, yaml) {
+        write_atomically(&path, yaml.as_bytes()).map_err(|e| {
+            RpcError::new(
+                rpc::INTERNAL_ERROR,
+                format!("applied, but writing {} failed: {e}", path.display()),
+            )
+        })?;
+        saved = true;
+    }
+    to_value(&change_result(rep, saved))
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, keeping the file's mode.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o600);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Finds a peer by base64 public key or by name.
+fn find_peer(cfg: &Config, sel: &str) -> Result<usize, RpcError> {
+    let by_key = sel.parse::<PublicKey>().ok();
+    cfg.peers
+        .iter()
+        .position(|p| Some(p.public_key) == by_key || p.name.as_deref() == Some(sel))
+        .ok_or_else(|| RpcError::new(rpc::NOT_FOUND, format!("peer: no peer `{sel}`")))
+}
+
+fn prefixes(list: &[String], field: &str, mask: bool) -> Result<Vec<IpPrefix>, RpcError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse::<IpPrefix>()
+                .map(|p| if mask { p.masked() } else { p })
+                .map_err(|e| invalid(format!("{field}[{i}]: invalid CIDR `{s}`: {e}")))
+        })
+        .collect()
+}
+
+fn check_name(n: &str) -> Result<(), RpcError> {
+    if n.is_empty() || n.chars().any(char::is_control) || n.len() > 64 {
+        return Err(invalid(
+            "name: must be 1 to 64 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn new_peer(a: PeerAddParams) -> Result<PeerConfig, RpcError> {
+    let public_key = a
+        .public_key
+        .parse::<PublicKey>()
+        .map_err(|e| invalid(format!("public_key: {e}")))?;
+    let preshared_key = a
+        .preshared_key
+        .map(|k| k.parse::<PresharedKey>())
+        .transpose()
+        .map_err(|e| invalid(format!("preshared_key: {e}")))?;
+    let endpoint = a
+        .endpoint
+        .map(|e| e.parse::<Endpoint>())
+        .transpose()
+        .map_err(|e| invalid(format!("endpoint: {e}")))?;
+    if let Some(n) = &a.name {
+        check_name(n)?;
+    }
+    Ok(PeerConfig {
+        name: a.name,
+        public_key,
+        preshared_key,
+        preshared_key_file: None,
+        allowed_ips: prefixes(&a.allowed_ips, "allowed_ips", true)?,
+        endpoint,
+        persistent_keepalive: a.persistent_keepalive.filter(|k| *k > 0),
+    })
+}
+
+fn update_peer(pc: &mut PeerConfig, u: PeerUpdateParams) -> Result<(), RpcError> {
+    if let Some(a) = u.allowed_ips {
+        pc.allowed_ips = prefixes(&a, "allowed_ips", true)?;
+    }
+    if let Some(e) = u.endpoint {
+        pc.endpoint = if e.is_empty() {
+            None
+        } else {
+            Some(
+                e.parse::<Endpoint>()
+                    .map_err(|err| invalid(format!("endpoint: {err}")))?,
+            )
+        };
+    }
+    if let Some(k) = u.preshared_key {
+        pc.preshared_key_file = None;
+        pc.preshared_key = if k.is_empty() {
+            None
+        } else {
+            Some(
+                k.parse::<PresharedKey>()
+                    .map_err(|e| invalid(format!("preshared_key: {e}")))?,
+            )
+        };
+    }
+    if let Some(k) = u.persistent_keepalive {
+        pc.persistent_keepalive = (k > 0).then_some(k);
+    }
+    if let Some(n) = u.name {
+        if n.is_empty() {
+            pc.name = None;
+        } else {
+            check_name(&n)?;
+            pc.name = Some(n);
+        }
+    }
+    Ok(())
 }

@@ -76,6 +76,11 @@ impl HandshakeQueue {
         self.checker.read().verify_mac1(msg)
     }
 
+    /// Handshake messages waiting for the worker.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
     /// Whether the cookie defence is on.
     pub fn is_under_load(&self, now: Instant) -> bool {
         if self.force_under_load.load(Ordering::Relaxed) {

@@ -86,6 +86,7 @@ pub struct RootState {
     pub(crate) peers: HashMap<ActorId, PeerEntry>,
     pub(crate) outbound: tokio::task::JoinHandle<()>,
     pub(crate) inbound: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) sighup: tokio::task::JoinHandle<()>,
     pub(crate) restart_times: HashMap<PublicKey, Vec<Instant>>,
 }
 
@@ -239,11 +240,13 @@ impl Actor for Root {
             ConfigArgs {
                 path: args.config_path,
                 initial: config.clone(),
+                root: Some(myself.clone()),
             },
             cell.clone(),
         )
         .await?;
         let control = spawn_control(&cell, &config, &daemon).await?;
+        let sighup = tokio::spawn(reload_on_sighup(myself.clone()));
         if let Some(tx) = args.ready {
             let _ = tx.send(daemon.clone());
         }
@@ -255,6 +258,7 @@ impl Actor for Root {
             peers,
             outbound,
             inbound,
+            sighup,
             restart_times: HashMap::new(),
         })
     }
@@ -328,6 +332,7 @@ impl Actor for Root {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         st.outbound.abort();
+        st.sighup.abort();
         for t in st.inbound.drain(..) {
             t.abort();
         }
@@ -345,6 +350,24 @@ impl Actor for Root {
             .stop_and_wait(None, Some(Duration::from_millis(1000)))
             .await;
         Ok(())
+    }
+}
+
+/// Reloads the configuration file on every SIGHUP.
+async fn reload_on_sighup(root: ActorRef<RootMsg>) {
+    use futures::StreamExt;
+    let mut signals = match signal_hook_tokio::Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    while signals.next().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(e) = ractor::call_t!(root, RootMsg::Reload, 20_000) {
+            tracing::warn!(error = %e, "reload failed");
+        }
     }
 }
 
@@ -430,6 +453,7 @@ impl Root {
                 ConfigArgs {
                     path,
                     initial: config,
+                    root: Some(myself.clone()),
                 },
                 myself.get_cell(),
             )

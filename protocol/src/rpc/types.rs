@@ -167,3 +167,155 @@ pub struct PeerInfo {
     /// Persistent keepalive interval in seconds.
     pub persistent_keepalive: Option<u16>,
 }
+
+/// Names a peer: its base64 public key or its configured name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSelector {
+    /// Public key (base64) or name.
+    pub peer: String,
+}
+
+/// `peer.add` parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAddParams {
+    /// The peer's public key (base64).
+    pub public_key: String,
+    /// Allowed IPs in CIDR form.
+    pub allowed_ips: Vec<String>,
+    /// Endpoint `host:port`, `ip:port` or `[ipv6]:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Preshared key (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preshared_key: Option<String>,
+    /// Persistent keepalive in seconds (0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u16>,
+    /// Label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Also write the change to the configuration file.
+    #[serde(default)]
+    pub save: bool,
+}
+
+/// `peer.update` parameters: every field but `peer` is optional; absent fields are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PeerUpdateParams {
+    /// Public key (base64) or name of the peer to change.
+    pub peer: String,
+    /// Replaces the allowed IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ips: Option<Vec<String>>,
+    /// Sets the endpoint; an empty string clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Sets the preshared key (base64); an empty string removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preshared_key: Option<String>,
+    /// Sets the persistent keepalive in seconds; 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_keepalive: Option<u16>,
+    /// Sets the label; an empty string removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Also write the change to the configuration file.
+    #[serde(default)]
+    pub save: bool,
+}
+
+/// `peer.remove` parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRemoveParams {
+    /// Public key (base64) or name.
+    pub peer: String,
+    /// Also write the change to the configuration file.
+    #[serde(default)]
+    pub save: bool,
+}
+
+/// `interface.set` parameters: absent fields are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceSetParams {
+    /// UDP listen port (0 = any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+    /// New private key (base64). Every session is rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// Tunnel MTU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
+    /// Interface addresses in CIDR form (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<String>>,
+    /// Also write the change to the configuration file.
+    #[serde(default)]
+    pub save: bool,
+}
+
+/// `reload` parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadParams {}
+
+/// `config.check` parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheckParams {
+    /// Path of the file to validate (read by the daemon).
+    pub path: String,
+}
+
+/// `config.check` result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ConfigCheckResult {
+    /// Whether the file is valid.
+    pub valid: bool,
+    /// Every problem, one per line (`file: field: reason`).
+    pub errors: Vec<String>,
+    /// Warnings (valid but worth attention).
+    pub warnings: Vec<String>,
+}
+
+/// What a change or reload did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ChangeResult {
+    /// Interface-level changes.
+    pub interface: Vec<String>,
+    /// Peers added.
+    pub peers_added: Vec<String>,
+    /// Peers removed.
+    pub peers_removed: Vec<String>,
+    /// Peers changed in place, with the fields that changed.
+    pub peers_changed: Vec<String>,
+    /// Whether the configuration file was written.
+    #[serde(default)]
+    pub saved: bool,
+}
+
+/// `peer.show` result: `show`'s peer entry plus supervision details.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerShowResult {
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: PeerInfo,
+    /// How many times its actor was restarted after a failure.
+    pub restarts: u32,
+}
+
+/// `stats` result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StatsResult {
+    /// Network packets dropped, by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// Handshake messages waiting for the worker.
+    pub handshake_queue: usize,
+    /// Whether the cookie defence is on.
+    pub under_load: bool,
+}
