@@ -418,7 +418,14 @@ impl Vpnd {
     /// returns its status, or `None` if it is still running (it is then
     /// killed when the `Vpnd` drops).
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let _ = self.proc.signal(libc::SIGTERM);
+        self.signal_and_wait(libc::SIGTERM, timeout)
+    }
+
+    /// Sends signal `sig` (a `libc::SIG*` number) and waits up to `timeout`
+    /// for the daemon to exit; returns its status, or `None` if it is still
+    /// running.
+    pub fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> Option<ExitStatus> {
+        let _ = self.proc.signal(sig);
         self.proc.wait_exit(timeout)
     }
 

@@ -2,10 +2,10 @@
 //!
 //! * Inbound: a packet that decrypts fine but whose inner source is not in
 //!   the sending peer's allowed IPs never reaches vpnd's TUN. wireguard-go
-//!   sends from an extra address (10.10.0.99) vpnd does not allow for it:
-//!   the ping fails, the TUN's receive counter does not move, and vpnd's
-//!   `drops.allowed_ips` counter grows by the number of echoes, while
-//!   wireguard-go's tx counter shows they were sent into the tunnel.
+//!   sends from extra addresses (10.10.0.99, fd10::99) vpnd does not allow
+//!   for it: the pings fail, the TUN's receive counter does not move, and
+//!   vpnd's `drops.allowed_ips` counter grows by the number of echoes,
+//!   while wireguard-go's tx counter shows they were sent into the tunnel.
 //! * Outbound: with two peers, one allowed 10.20.0.0/16 and the other
 //!   10.20.1.0/24, the most specific prefix wins: 10.20.1.5 is reached at
 //!   the second and 10.20.2.5 at the first, and only the chosen peer's
@@ -22,6 +22,8 @@ use e2e::{
 /// One default ping packet in the tunnel (84-byte IPv4 echo padded to 96,
 /// plus header and tag).
 const ECHO_MESSAGE: u64 = 96 + 32;
+/// The same for IPv6: a 104-byte echo padded to 112.
+const ECHO6_MESSAGE: u64 = 112 + 32;
 
 /// Packets the kernel received on `ifname` in `ns`, i.e. packets vpnd wrote
 /// into its TUN.
@@ -48,16 +50,34 @@ fn inbound_source_outside_allowed_ips_never_reaches_the_tun() {
         &a,
         &VpndConfig::new("vpn0", &ka)
             .listen_port(51820)
-            .addresses(&["10.10.0.1/24"])
-            .peer(PeerConfig::new(&kb.public, &["10.10.0.2/32"])),
+            .addresses(&["10.10.0.1/24", "fd10::1/64"])
+            .peer(PeerConfig::new(
+                &kb.public,
+                &["10.10.0.2/32", "fd10::2/128"],
+            )),
     );
     let wg = WireguardGo::start(&b, "wg0");
     wg.wg_setconf(&wg_setconf_text(
         &kb,
         51821,
-        &[PeerConfig::new(&ka.public, &["10.10.0.1/32"]).endpoint("10.99.0.1:51820")],
+        &[
+            PeerConfig::new(&ka.public, &["10.10.0.1/32", "fd10::1/128"])
+                .endpoint("10.99.0.1:51820"),
+        ],
     ));
-    wg.configure_ip(&["10.10.0.2/24", "10.10.0.99/24"], 1420);
+    // The extra addresses must never be picked as a default source: the
+    // IPv4 one is secondary, the IPv6 one deprecated (preferred_lft 0).
+    wg.configure_ip(&["10.10.0.2/24", "10.10.0.99/24", "fd10::2/64"], 1420);
+    b.ip_ok([
+        "addr",
+        "add",
+        "fd10::99/64",
+        "dev",
+        "wg0",
+        "nodad",
+        "preferred_lft",
+        "0",
+    ]);
 
     // Control: from the allowed source the tunnel works.
     assert!(
@@ -65,57 +85,59 @@ fn inbound_source_outside_allowed_ips_never_reaches_the_tun() {
         "no tunnel wireguard-go -> vpnd"
     );
     vpnd.wait_peer_state(&kb.public, "online", Duration::from_secs(5));
+    assert!(ping(&b, "fd10::1", 2), "allowed IPv6 source");
 
-    let drops_before = vpnd.drops("allowed_ips");
-    let tun_before = tun_rx_packets(&a, "vpn0");
-    let wg_tx_before = wg.dump().peer(&ka.public).expect("peer").tx_bytes;
+    for (src, dst, echo) in [
+        ("10.10.0.99", "10.10.0.1", ECHO_MESSAGE),
+        ("fd10::99", "fd10::1", ECHO6_MESSAGE),
+    ] {
+        let drops_before = vpnd.drops("allowed_ips");
+        let tun_before = tun_rx_packets(&a, "vpn0");
+        let wg_tx_before = wg.dump().peer(&ka.public).expect("peer").tx_bytes;
 
-    let out = b.exec_timeout(
-        [
-            "ping",
-            "-n",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-w",
-            "3",
-            "-I",
-            "10.10.0.99",
-            "10.10.0.1",
-        ],
-        Duration::from_secs(10),
+        let out = b.exec_timeout(
+            [
+                "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-w", "3", "-I", src, dst,
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(
+            !out.status.success(),
+            "a ping from {src}, outside the peer's allowed IPs, was answered: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        let mut drops = drops_before;
+        assert!(
+            wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+                drops = vpnd.drops("allowed_ips");
+                drops >= drops_before + 3
+            }),
+            "drops.allowed_ips went from {drops_before} to {drops}, expected +3 for {src}\n{:#?}",
+            vpnd.show().interface
+        );
+        let wg_tx = wg.dump().peer(&ka.public).expect("peer").tx_bytes;
+        assert!(
+            wg_tx >= wg_tx_before + 3 * echo,
+            "wireguard-go really sent the echoes from {src} into the tunnel: \
+             {wg_tx_before} -> {wg_tx}"
+        );
+        assert_eq!(
+            tun_rx_packets(&a, "vpn0"),
+            tun_before,
+            "a packet from {src}, a disallowed source, was written to vpnd's TUN"
+        );
+    }
+
+    // The allowed sources still work afterwards.
+    assert!(
+        ping(&b, "10.10.0.1", 2),
+        "allowed IPv4 source after the drops"
     );
     assert!(
-        !out.status.success(),
-        "a ping from 10.10.0.99, outside the peer's allowed IPs, was answered: {}",
-        String::from_utf8_lossy(&out.stdout)
+        ping(&b, "fd10::1", 2),
+        "allowed IPv6 source after the drops"
     );
-
-    let mut drops = drops_before;
-    assert!(
-        wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
-            drops = vpnd.drops("allowed_ips");
-            drops >= drops_before + 3
-        }),
-        "drops.allowed_ips went from {drops_before} to {drops}, expected +3\n{:#?}",
-        vpnd.show().interface
-    );
-    let wg_tx = wg.dump().peer(&ka.public).expect("peer").tx_bytes;
-    assert!(
-        wg_tx >= wg_tx_before + 3 * ECHO_MESSAGE,
-        "wireguard-go really sent the spoofed echoes into the tunnel: {wg_tx_before} -> {wg_tx}"
-    );
-    assert_eq!(
-        tun_rx_packets(&a, "vpn0"),
-        tun_before,
-        "a packet with a disallowed source was written to vpnd's TUN"
-    );
-
-    // The allowed source still works afterwards.
-    assert!(ping(&b, "10.10.0.1", 2), "allowed source after the drops");
 }
 
 #[test]

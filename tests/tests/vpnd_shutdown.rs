@@ -1,9 +1,10 @@
 //! Shutdown and crash recovery.
 //!
-//! * SIGTERM: with a live tunnel and a peer whose allowed IPs lie outside
-//!   the interface subnets (so vpnd really added routes), vpnd exits with
-//!   status 0 within 2 s, and afterwards the interface, its addresses and
-//!   every route vpnd added are gone from the namespace.
+//! * SIGTERM (and SIGINT, the other shutdown signal): with a live tunnel
+//!   and a peer whose allowed IPs lie outside the interface subnets (so
+//!   vpnd really added routes), vpnd exits with status 0 within 2 s, and
+//!   afterwards the interface, its addresses, every route vpnd added and
+//!   its control socket are gone.
 //! * SIGKILL: vpnd gets no chance to clean up. A stale interface with the
 //!   same name (as a crashed run may leave: a persistent TUN with an address
 //!   and a route) is in the way; starting vpnd again with the same
@@ -54,12 +55,11 @@ fn has_vpnd_routes(routes: &str) -> bool {
     routes.contains("10.30.0.0/16") || routes.contains("fd30::/48")
 }
 
-#[test]
-fn sigterm_removes_interface_and_routes_and_exits_zero() {
+fn clean_shutdown(test: &str, signal: i32) {
     if !require_root_with(&["wg"]) {
         return;
     }
-    let guard = TestGuard::new("sigterm_removes_interface_and_routes_and_exits_zero");
+    let guard = TestGuard::new(test);
     let (a, _b, mut va, _vb, _ka, kb) = pair(&guard);
 
     let routes = all_routes(&a);
@@ -74,19 +74,23 @@ fn sigterm_removes_interface_and_routes_and_exits_zero() {
     let socket = va.socket().to_owned();
 
     let start = Instant::now();
-    let status = va.terminate(Duration::from_secs(2));
+    let status = va.signal_and_wait(signal, Duration::from_secs(2));
     let took = start.elapsed();
-    let status = status
-        .unwrap_or_else(|| panic!("vpnd still running 2 s after SIGTERM\n{}", va.proc().logs()));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "vpnd still running 2 s after signal {signal}\n{}",
+            va.proc().logs()
+        )
+    });
     assert_eq!(
         status.code(),
         Some(0),
-        "vpnd must exit 0 after SIGTERM, got {} after {took:?}\n{}",
+        "vpnd must exit 0 after signal {signal}, got {} after {took:?}\n{}",
         describe_status(&status),
         va.proc().logs()
     );
 
-    eprintln!("vpnd exited 0 {took:?} after SIGTERM");
+    eprintln!("vpnd exited 0 {took:?} after signal {signal}");
     assert!(
         !link_exists(&a, "vpn0"),
         "vpn0 still exists after shutdown:\n{}",
@@ -106,6 +110,22 @@ fn sigterm_removes_interface_and_routes_and_exits_zero() {
         !socket.exists(),
         "control socket {} left behind",
         socket.display()
+    );
+}
+
+#[test]
+fn sigterm_removes_interface_and_routes_and_exits_zero() {
+    clean_shutdown(
+        "sigterm_removes_interface_and_routes_and_exits_zero",
+        libc::SIGTERM,
+    );
+}
+
+#[test]
+fn sigint_removes_interface_and_routes_and_exits_zero() {
+    clean_shutdown(
+        "sigint_removes_interface_and_routes_and_exits_zero",
+        libc::SIGINT,
     );
 }
 
