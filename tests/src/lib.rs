@@ -27,6 +27,10 @@
 //! (`cargo build --workspace --bins`). After a test binary was killed,
 //! `scripts/cleanup-test-netns.sh` removes its leftover namespaces.
 //!
+//! Tests of `vpnd` itself use the [`vpnd`] module: it writes a
+//! configuration from parameters, starts the daemon in a namespace, waits
+//! until its control socket answers and reads `vpnctl show --json`.
+//!
 //! Helpers panic with full context (command line, stdout, stderr, logs)
 //! instead of returning errors: a harness failure is a test failure.
 //!
@@ -50,6 +54,7 @@ mod netns;
 pub mod pattern;
 mod process;
 mod traffic;
+pub mod vpnd;
 mod wg;
 
 use std::ffi::OsStr;
