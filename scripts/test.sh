@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The project's test command (Debian 12, as root). CI runs exactly this (.ci/run).
+#
+# Installs what the tests need (scripts/install-deps.sh, rustup's rustfmt and
+# clippy components), removes network namespaces that killed test runs left
+# behind, then runs, stopping at the first failure:
+#
+#   1. cargo fmt --all --check
+#   2. cargo clippy --workspace --all-targets -- -D warnings
+#   3. cargo build --workspace --bins
+#   4. cargo test --workspace      (CI=1: e2e tests fail instead of skipping when
+#                                   root or tools are missing; VPN_E2E_BIN_DIR
+#                                   points at the binaries built in step 3)
+#   5. scripts/demo.sh             (the two-peer demo, as a smoke test)
+#
+# and prints how long each step took. Runs from any directory.
+#
+# Usage: scripts/test.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+case "${1:-}" in
+    "") ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown argument: $1 (try --help)" >&2; exit 64 ;;
+esac
+
+if [[ -t 1 ]]; then
+    B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'
+else
+    B='' G='' R='' N=''
+fi
+
+if [[ "$(id -u)" -ne 0 ]]; then
+    echo "test.sh: must run as root (the end-to-end tests create network namespaces and TUN devices)" >&2
+    exit 1
+fi
+
+names=()
+times=()
+results=()
+total_start=$SECONDS
+current=''
+
+fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+summary() {
+    local i
+    printf '\n%s==> Summary%s\n' "$B" "$N"
+    for i in "${!names[@]}"; do
+        printf '    %-8s %7s  %s\n' "${results[$i]}" "$(fmt_time "${times[$i]}")" "${names[$i]}"
+    done
+    printf '    %-8s %7s\n' total "$(fmt_time $((SECONDS - total_start)))"
+}
+
+on_exit() {
+    local status=$?
+    trap '' INT TERM
+    if [[ -n $current ]]; then
+        names+=("$current")
+        times+=($((SECONDS - step_start)))
+        results+=("FAILED")
+    fi
+    summary
+    if [[ $status -ne 0 ]]; then
+        # A killed or interrupted test binary may leave namespaces behind.
+        scripts/cleanup-test-netns.sh >/dev/null 2>&1 || true
+        printf '\n%sFAILED%s: %s (exit %d)\n' "$R" "$N" "${current:-setup}" "$status" >&2
+    else
+        printf '\n%sAll tests passed.%s\n' "$G" "$N"
+    fi
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'echo; echo "test.sh: interrupted" >&2; exit 130' INT
+trap 'echo "test.sh: terminated" >&2; exit 143' TERM
+
+# Runs one step: NAME COMMAND...; records its time, stops the script on failure.
+step() {
+    local name=$1
+    shift
+    printf '\n%s==> %s%s\n' "$B" "$name" "$N"
+    current=$name
+    step_start=$SECONDS
+    "$@"
+    names+=("$name")
+    times+=($((SECONDS - step_start)))
+    results+=("ok")
+    current=''
+    printf '%s    ok%s (%s)\n' "$G" "$N" "$(fmt_time $((SECONDS - step_start)))"
+}
+
+setup() {
+    scripts/cleanup-test-netns.sh
+    scripts/install-deps.sh
+    # A non-login root shell (sudo) may lack rustup's directory in PATH.
+    if ! command -v cargo >/dev/null 2>&1 && [[ -x "${HOME:-/root}/.cargo/bin/cargo" ]]; then
+        export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        cat >&2 <<'EOF'
+test.sh: cargo (Rust) is not installed. Install a current toolchain with rustup (Debian 12's
+own rustc is too old; the workspace needs Rust 1.85 or newer):
+
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    . "$HOME/.cargo/env"
+EOF
+        return 1
+    fi
+    local missing=() c
+    for c in rustfmt clippy; do
+        if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            missing+=("$c")
+        fi
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        if ! command -v rustup >/dev/null 2>&1; then
+            echo "test.sh: cargo ${missing[*]} missing and rustup not found to install them" >&2
+            return 1
+        fi
+        rustup component add "${missing[@]}"
+    fi
+    cargo --version
+    cargo fmt --version
+    cargo clippy --version
+}
+
+run_tests() {
+    local target_dir
+    target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
+    export VPN_E2E_BIN_DIR="$target_dir/debug"
+    echo "    CI=1 VPN_E2E_BIN_DIR=$VPN_E2E_BIN_DIR"
+    CI=1 cargo test --workspace
+}
+
+step "setup: clean leftover test namespaces, install dependencies" setup
+step "cargo fmt --all --check" cargo fmt --all --check
+step "cargo clippy --workspace --all-targets -- -D warnings" \
+    cargo clippy --workspace --all-targets -- -D warnings
+step "cargo build --workspace --bins" cargo build --workspace --bins
+step "cargo test --workspace" run_tests
+step "scripts/demo.sh (smoke test)" scripts/demo.sh
