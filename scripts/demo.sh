@@ -285,7 +285,11 @@ done
 WORKDIR="$(mktemp -d /tmp/vpndemo.XXXXXX)"
 ok "working directory $WORKDIR"
 
-step "Building vpnd and vpnctl (cargo build --release --bins)"
+# DEMO_PROFILE=dev reuses the debug build (scripts/test.sh has just made it); the default is an
+# optimised release build.
+PROFILE="${DEMO_PROFILE:-release}"
+PROFILE_DIR=$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")
+step "Building vpnd and vpnctl (cargo build --profile $PROFILE --bins)"
 info "the first build compiles all dependencies and takes a few minutes"
 build_log="$WORKDIR/build.log"
 ticker() { # prints build progress from the log until killed
@@ -309,7 +313,7 @@ ticker() { # prints build progress from the log until killed
 ticker &
 TICKER_PID=$!
 build_start=$SECONDS
-if ! cargo build --release --bins --color never >"$build_log" 2>&1; then
+if ! cargo build --profile "$PROFILE" --bins --color never >"$build_log" 2>&1; then
     kill -TERM "$TICKER_PID" 2>/dev/null || true
     wait "$TICKER_PID" 2>/dev/null || true
     TICKER_PID=''
@@ -323,9 +327,9 @@ wait "$TICKER_PID" 2>/dev/null || true
 TICKER_PID=''
 [[ -t 1 ]] && printf '\r\e[K'
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null | jq -r .target_directory)"
-VPND="$target_dir/release/vpnd"
-VPNCTL="$target_dir/release/vpnctl"
-[[ -x $VPND && -x $VPNCTL ]] || die "built binaries not found in $target_dir/release"
+VPND="$target_dir/$PROFILE_DIR/vpnd"
+VPNCTL="$target_dir/$PROFILE_DIR/vpnctl"
+[[ -x $VPND && -x $VPNCTL ]] || die "built binaries not found in $target_dir/$PROFILE_DIR"
 ok "built in $((SECONDS - build_start))s: $VPND, $VPNCTL"
 for sock in "$SOCK_A" "$SOCK_B"; do
     if [[ -S $sock ]] && timeout 5 "$VPNCTL" --socket "$sock" show >/dev/null 2>&1; then

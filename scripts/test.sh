@@ -141,4 +141,4 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --workspace --bins" cargo build --workspace --bins
 step "cargo test --workspace" run_tests
-step "scripts/demo.sh (smoke test)" scripts/demo.sh
+step "scripts/demo.sh (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh
