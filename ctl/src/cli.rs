@@ -79,6 +79,18 @@ pub fn default_socket_path(interface: &str) -> PathBuf {
 pub enum Command {
     /// Show the interface and its peers
     Show(ShowArgs),
+    /// Add, change, remove or look at peers
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Change interface settings
+    #[command(subcommand)]
+    Interface(InterfaceCommand),
+    /// Re-read the configuration file and apply what changed
+    Reload(JsonArgs),
+    /// Have the daemon validate a configuration file without applying it
+    Check(CheckArgs),
+    /// Show data-plane statistics (drops, handshake queue, load)
+    Stats(JsonArgs),
     /// Generate a new private key and print it in base64
     Genkey,
     /// Read a private key from stdin and print its public key
@@ -95,6 +107,182 @@ pub struct ShowArgs {
     /// Print the daemon's answer as JSON (stable for scripts)
     #[arg(long)]
     pub json: bool,
+}
+
+/// Only `--json`: for commands without other options.
+#[derive(Debug, clap::Args)]
+pub struct JsonArgs {
+    /// Print the daemon's answer (the RPC result) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `peer` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Add a peer
+    Add(PeerAddArgs),
+    /// Remove a peer
+    Remove(PeerRemoveArgs),
+    /// Show one peer, with how often it was restarted
+    Show(PeerShowArgs),
+    /// Change a peer's settings; settings not given are kept
+    Update(PeerUpdateArgs),
+    /// List every peer, one per line
+    List(JsonArgs),
+}
+
+/// Arguments of `peer add`.
+#[derive(Debug, clap::Args)]
+pub struct PeerAddArgs {
+    /// The peer's public key (base64)
+    #[arg(value_name = "PUBLIC_KEY")]
+    pub public_key: String,
+    /// Allowed IPs in CIDR form, comma-separated (empty for none)
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_list)]
+    pub allowed_ips: List,
+    /// Endpoint: host:port, ip:port or [ipv6]:port
+    #[arg(long, value_name = "HOST:PORT")]
+    pub endpoint: Option<String>,
+    /// File holding the preshared key (base64, as `vpnctl genpsk` prints it)
+    #[arg(long, value_name = "FILE")]
+    pub preshared_key_file: Option<PathBuf>,
+    /// Seconds between keepalives (0 = off)
+    #[arg(long, value_name = "SECONDS")]
+    pub persistent_keepalive: Option<u16>,
+    /// A label for the peer, usable instead of its key
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// `--save` and `--json`.
+    #[command(flatten)]
+    pub common: ChangeArgs,
+}
+
+/// Arguments of `peer remove`.
+#[derive(Debug, clap::Args)]
+pub struct PeerRemoveArgs {
+    /// The peer: its public key or its name
+    #[arg(value_name = "PEER")]
+    pub peer: String,
+    /// `--save` and `--json`.
+    #[command(flatten)]
+    pub common: ChangeArgs,
+}
+
+/// Arguments of `peer show`.
+#[derive(Debug, clap::Args)]
+pub struct PeerShowArgs {
+    /// The peer: its public key or its name
+    #[arg(value_name = "PEER")]
+    pub peer: String,
+    /// Print the daemon's answer (the RPC result) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `peer update`: at least one setting must be given.
+#[derive(Debug, clap::Args)]
+#[command(
+    group = clap::ArgGroup::new("change").required(true).multiple(true),
+    override_usage = "vpnctl peer update <PEER> <SETTING>... [--save] [--json]"
+)]
+pub struct PeerUpdateArgs {
+    /// The peer: its public key or its name
+    #[arg(value_name = "PEER")]
+    pub peer: String,
+    /// Replace the allowed IPs (CIDR form, comma-separated; empty for none)
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_list, group = "change")]
+    pub allowed_ips: Option<List>,
+    /// Set the endpoint: host:port, ip:port or [ipv6]:port
+    #[arg(long, value_name = "HOST:PORT", group = "change")]
+    pub endpoint: Option<String>,
+    /// Forget the endpoint (wait for the peer to reach us)
+    #[arg(long, conflicts_with = "endpoint", group = "change")]
+    pub no_endpoint: bool,
+    /// Set the preshared key from a file (base64)
+    #[arg(long, value_name = "FILE", group = "change")]
+    pub preshared_key_file: Option<PathBuf>,
+    /// Remove the preshared key
+    #[arg(long, conflicts_with = "preshared_key_file", group = "change")]
+    pub no_preshared_key: bool,
+    /// Seconds between keepalives (0 = off)
+    #[arg(long, value_name = "SECONDS", group = "change")]
+    pub persistent_keepalive: Option<u16>,
+    /// Set the label (an empty name removes it)
+    #[arg(long, value_name = "NAME", group = "change")]
+    pub name: Option<String>,
+    /// `--save` and `--json`.
+    #[command(flatten)]
+    pub common: ChangeArgs,
+}
+
+/// `interface` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InterfaceCommand {
+    /// Change the listen port, private key, MTU or addresses
+    Set(InterfaceSetArgs),
+}
+
+/// Arguments of `interface set`: at least one setting must be given.
+#[derive(Debug, clap::Args)]
+#[command(
+    group = clap::ArgGroup::new("change").required(true).multiple(true),
+    override_usage = "vpnctl interface set <SETTING>... [--save] [--json]"
+)]
+pub struct InterfaceSetArgs {
+    /// UDP port to listen on (0 = any free port)
+    #[arg(long, value_name = "PORT", group = "change")]
+    pub listen_port: Option<u16>,
+    /// File holding the new private key (base64); every session is rebuilt
+    #[arg(long, value_name = "FILE", group = "change")]
+    pub private_key_file: Option<PathBuf>,
+    /// Tunnel MTU
+    #[arg(long, value_name = "BYTES", group = "change")]
+    pub mtu: Option<u16>,
+    /// Interface addresses in CIDR form, comma-separated (replaces the list)
+    #[arg(long, value_name = "CIDR,...", value_parser = parse_list, group = "change")]
+    pub addresses: Option<List>,
+    /// `--save` and `--json`.
+    #[command(flatten)]
+    pub common: ChangeArgs,
+}
+
+/// Options shared by every command that changes the daemon.
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    /// Also write the change to the configuration file (comments in it are not kept)
+    #[arg(long)]
+    pub save: bool,
+    /// Print the daemon's answer (the RPC result) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The configuration file to validate (read by the daemon)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the daemon's answer (the RPC result) as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A comma-separated list from the command line (`10.0.0.2/32,fd00::2/128`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct List(pub Vec<String>);
+
+/// Splits `s` at commas, trimming each item; empty items are dropped, so `""` is the empty
+/// list.
+pub fn parse_list(s: &str) -> Result<List, String> {
+    Ok(List(
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+    ))
 }
 
 /// Arguments of `completions`.
@@ -148,6 +336,7 @@ pub fn parse_interface(s: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::Path;
 
     #[test]
     fn definitions_are_consistent() {
@@ -185,6 +374,215 @@ mod tests {
             cli.command,
             Command::Show(ShowArgs { json: true })
         ));
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vpnctl").chain(args.iter().copied()))
+    }
+
+    fn usage_error(args: &[&str]) -> clap::error::ErrorKind {
+        parse(args).expect_err("must be a usage error").kind()
+    }
+
+    #[test]
+    fn lists_split_at_commas() {
+        assert_eq!(parse_list("").unwrap(), List(vec![]));
+        assert_eq!(parse_list(" , ").unwrap(), List(vec![]));
+        assert_eq!(
+            parse_list("10.0.0.2/32, fd00::2/128,").unwrap(),
+            List(vec!["10.0.0.2/32".into(), "fd00::2/128".into()])
+        );
+    }
+
+    #[test]
+    fn peer_add_takes_every_option() {
+        let cli = parse(&[
+            "peer",
+            "add",
+            "KEY",
+            "--allowed-ips",
+            "10.0.0.2/32,10.1.0.0/16",
+            "--endpoint",
+            "[fd00::1]:51820",
+            "--preshared-key-file",
+            "/k/psk",
+            "--persistent-keepalive",
+            "25",
+            "--name",
+            "alice",
+            "--save",
+        ])
+        .unwrap();
+        let Command::Peer(PeerCommand::Add(a)) = cli.command else {
+            panic!("not peer add: {:?}", cli.command)
+        };
+        assert_eq!(a.public_key, "KEY");
+        assert_eq!(a.allowed_ips.0, ["10.0.0.2/32", "10.1.0.0/16"]);
+        assert_eq!(a.endpoint.as_deref(), Some("[fd00::1]:51820"));
+        assert_eq!(a.preshared_key_file, Some(PathBuf::from("/k/psk")));
+        assert_eq!(a.persistent_keepalive, Some(25));
+        assert_eq!(a.name.as_deref(), Some("alice"));
+        assert!(a.common.save && !a.common.json);
+    }
+
+    #[test]
+    fn peer_add_needs_a_key_and_allowed_ips() {
+        use clap::error::ErrorKind;
+        assert_eq!(
+            usage_error(&["peer", "add", "KEY"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage_error(&["peer", "add", "--allowed-ips", "10.0.0.2/32"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage_error(&[
+                "peer",
+                "add",
+                "K",
+                "--allowed-ips",
+                "",
+                "--persistent-keepalive",
+                "65536"
+            ]),
+            ErrorKind::ValueValidation
+        );
+        // An empty list is allowed: a peer that may send nothing.
+        assert!(parse(&["peer", "add", "K", "--allowed-ips", ""]).is_ok());
+    }
+
+    #[test]
+    fn peer_update_options_conflict_in_pairs() {
+        use clap::error::ErrorKind;
+        assert_eq!(
+            usage_error(&[
+                "peer",
+                "update",
+                "alice",
+                "--endpoint",
+                "1.2.3.4:5",
+                "--no-endpoint"
+            ]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            usage_error(&[
+                "peer",
+                "update",
+                "alice",
+                "--no-preshared-key",
+                "--preshared-key-file",
+                "/k"
+            ]),
+            ErrorKind::ArgumentConflict
+        );
+        // Something to change is required; --save or --json alone is not a change.
+        for args in [
+            &["peer", "update", "alice"][..],
+            &["peer", "update", "alice", "--save"],
+            &["peer", "update", "alice", "--json"],
+        ] {
+            assert_eq!(
+                usage_error(args),
+                ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
+        let cli = parse(&[
+            "peer",
+            "update",
+            "alice",
+            "--no-endpoint",
+            "--no-preshared-key",
+            "--name",
+            "",
+            "--allowed-ips",
+            "",
+        ])
+        .unwrap();
+        let Command::Peer(PeerCommand::Update(u)) = cli.command else {
+            panic!("not peer update")
+        };
+        assert!(u.no_endpoint && u.no_preshared_key && u.endpoint.is_none());
+        assert_eq!(u.name.as_deref(), Some(""));
+        assert_eq!(u.allowed_ips, Some(List(vec![])));
+        assert!(!u.common.save);
+    }
+
+    #[test]
+    fn interface_set_needs_a_setting() {
+        use clap::error::ErrorKind;
+        assert_eq!(
+            usage_error(&["interface", "set", "--save"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage_error(&["interface", "set", "--mtu", "70000"]),
+            ErrorKind::ValueValidation
+        );
+        let cli = parse(&[
+            "interface",
+            "set",
+            "--listen-port",
+            "0",
+            "--addresses",
+            "10.0.0.1/24,fd00::1/64",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Interface(InterfaceCommand::Set(s)) = cli.command else {
+            panic!("not interface set")
+        };
+        assert_eq!(s.listen_port, Some(0));
+        assert_eq!(
+            s.addresses,
+            Some(List(vec!["10.0.0.1/24".into(), "fd00::1/64".into()]))
+        );
+        assert!(s.mtu.is_none() && s.private_key_file.is_none());
+        assert!(s.common.json);
+    }
+
+    #[test]
+    fn other_commands_parse() {
+        use clap::error::ErrorKind;
+        assert!(matches!(
+            parse(&["peer", "remove", "alice", "--save"]).unwrap().command,
+            Command::Peer(PeerCommand::Remove(PeerRemoveArgs { ref peer, common: ChangeArgs { save: true, json: false } })) if peer == "alice"
+        ));
+        assert!(matches!(
+            parse(&["peer", "show", "K", "--json"]).unwrap().command,
+            Command::Peer(PeerCommand::Show(PeerShowArgs { json: true, .. }))
+        ));
+        assert!(matches!(
+            parse(&["peer", "list"]).unwrap().command,
+            Command::Peer(PeerCommand::List(JsonArgs { json: false }))
+        ));
+        assert!(matches!(
+            parse(&["reload", "--json"]).unwrap().command,
+            Command::Reload(JsonArgs { json: true })
+        ));
+        assert!(matches!(
+            parse(&["stats"]).unwrap().command,
+            Command::Stats(JsonArgs { json: false })
+        ));
+        assert!(matches!(
+            parse(&["check", "x.yaml"]).unwrap().command,
+            Command::Check(CheckArgs { ref file, json: false }) if file == Path::new("x.yaml")
+        ));
+        assert_eq!(usage_error(&["check"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            usage_error(&["reload", "--save"]),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            usage_error(&["peer", "remove"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(usage_error(&["peer", "frob"]), ErrorKind::InvalidSubcommand);
+        // Global options still work after the nested subcommand.
+        let cli = parse(&["peer", "list", "--socket", "/tmp/s"]).unwrap();
+        assert_eq!(cli.socket_path_with_env(None), PathBuf::from("/tmp/s"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Everything here is a pure function of its arguments (the clock and the terminal are passed
 //! in), so the output can be tested as plain strings.
 
-use protocol::rpc::{PeerInfo, ShowResult};
+use protocol::rpc::{ChangeResult, PeerInfo, PeerShowResult, ShowResult, StatsResult};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -111,45 +111,165 @@ pub fn render_show(show: &ShowResult, now_unix: u64, color: bool) -> String {
 
     for peer in sort_peers(&show.peers) {
         out.push('\n');
-        let mut title = format!("peer: {}", clean(&peer.public_key));
-        if let Some(name) = &peer.name {
-            let _ = write!(title, " ({})", clean(name));
-        }
-        heading(&mut out, color, &title);
-        field(&mut out, "state", &state(peer, color));
-        if let Some(ep) = &peer.endpoint {
-            field(&mut out, "endpoint", &clean(ep));
-        }
-        field(&mut out, "allowed ips", &list(&peer.allowed_ips));
-        match peer.last_handshake {
-            None | Some(0) => {}
-            Some(t) if t > now_unix => field(
-                &mut out,
-                "latest handshake",
-                "in the future (the system clock went backwards?)",
-            ),
-            Some(t) => field(
-                &mut out,
-                "latest handshake",
-                &format_duration_ago(now_unix - t),
-            ),
-        }
-        field(&mut out, "handshakes", &peer.handshakes.to_string());
+        out.push_str(&render_peer(peer, now_unix, color));
+    }
+    out
+}
+
+/// Renders one peer as a block of `show`: a `peer: <key> (name)` heading and indented
+/// fields, with the same rules for leaving lines out as [`render_show`].
+pub fn render_peer(peer: &PeerInfo, now_unix: u64, color: bool) -> String {
+    let mut out = String::new();
+    let mut title = format!("peer: {}", clean(&peer.public_key));
+    if let Some(name) = &peer.name {
+        let _ = write!(title, " ({})", clean(name));
+    }
+    heading(&mut out, color, &title);
+    field(&mut out, "state", &state(peer, color));
+    if let Some(ep) = &peer.endpoint {
+        field(&mut out, "endpoint", &clean(ep));
+    }
+    field(&mut out, "allowed ips", &list(&peer.allowed_ips));
+    match peer.last_handshake {
+        None | Some(0) => {}
+        Some(t) if t > now_unix => field(
+            &mut out,
+            "latest handshake",
+            "in the future (the system clock went backwards?)",
+        ),
+        Some(t) => field(
+            &mut out,
+            "latest handshake",
+            &format_duration_ago(now_unix - t),
+        ),
+    }
+    field(&mut out, "handshakes", &peer.handshakes.to_string());
+    field(
+        &mut out,
+        "transfer",
+        &format!(
+            "{} received, {} sent",
+            format_bytes(peer.rx_bytes),
+            format_bytes(peer.tx_bytes)
+        ),
+    );
+    if let Some(k) = peer.persistent_keepalive.filter(|k| *k > 0) {
         field(
             &mut out,
-            "transfer",
-            &format!(
-                "{} received, {} sent",
-                format_bytes(peer.rx_bytes),
-                format_bytes(peer.tx_bytes)
-            ),
+            "persistent keepalive",
+            &format!("every {}", plural(k.into(), "second")),
         );
-        if let Some(k) = peer.persistent_keepalive.filter(|k| *k > 0) {
-            field(
-                &mut out,
-                "persistent keepalive",
-                &format!("every {}", plural(k.into(), "second")),
-            );
+    }
+    out
+}
+
+/// Renders a `peer.show` result: the peer's block as in `show`, then `restarts: N`.
+pub fn render_peer_show(result: &PeerShowResult, now_unix: u64, color: bool) -> String {
+    let mut out = render_peer(&result.peer, now_unix, color);
+    field(&mut out, "restarts", &result.restarts.to_string());
+    out
+}
+
+/// Renders `peer.list` as a table, one peer per line in [`sort_peers`] order: public key,
+/// name, state, endpoint and allowed IPs (`-` for what is unset). Nothing at all for no peers.
+pub fn render_peer_list(peers: &[PeerInfo]) -> String {
+    if peers.is_empty() {
+        return String::new();
+    }
+    let dash = |s: Option<&String>| s.map_or_else(|| "-".to_string(), |v| clean(v).into_owned());
+    let mut rows = vec![[
+        "PUBLIC KEY".to_string(),
+        "NAME".to_string(),
+        "STATE".to_string(),
+        "ENDPOINT".to_string(),
+        "ALLOWED IPS".to_string(),
+    ]];
+    for p in sort_peers(peers) {
+        rows.push([
+            clean(&p.public_key).into_owned(),
+            dash(p.name.as_ref()),
+            clean(&p.state).into_owned(),
+            dash(p.endpoint.as_ref()),
+            if p.allowed_ips.is_empty() {
+                "-".to_string()
+            } else {
+                list(&p.allowed_ips)
+            },
+        ]);
+    }
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+            } else {
+                line.push_str(cell);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+/// The lines describing a change (`peer added: <key> (name)`, `interface: mtu 1420 -> 1380`),
+/// in the order interface, added, removed, changed.
+pub fn change_lines(change: &ChangeResult) -> Vec<String> {
+    let mut v: Vec<String> = change
+        .interface
+        .iter()
+        .map(|l| format!("interface: {}", clean(l)))
+        .collect();
+    let mut add = |prefix: &str, items: &[String]| {
+        v.extend(items.iter().map(|l| format!("{prefix}: {}", clean(l))));
+    };
+    add("peer added", &change.peers_added);
+    add("peer removed", &change.peers_removed);
+    add("peer changed", &change.peers_changed);
+    v
+}
+
+/// Renders a change or reload result: one line per change, or `nothing changed`; then
+/// `configuration file saved` when it was written.
+pub fn render_change(change: &ChangeResult) -> String {
+    let mut lines = change_lines(change);
+    if lines.is_empty() {
+        lines.push("nothing changed".to_string());
+    }
+    if change.saved {
+        lines.push("configuration file saved".to_string());
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+/// Renders a `stats` result: the handshake queue, whether the cookie defence is on, and every
+/// drop counter (zeros included, so scripts can rely on the lines being there).
+pub fn render_stats(stats: &StatsResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "handshake queue: {}", stats.handshake_queue);
+    let _ = writeln!(
+        out,
+        "under load: {}",
+        if stats.under_load {
+            "yes (cookie replies on)"
+        } else {
+            "no"
+        }
+    );
+    if stats.drops.is_empty() {
+        let _ = writeln!(out, "dropped packets: (none)");
+    } else {
+        let _ = writeln!(out, "dropped packets:");
+        for (why, n) in &stats.drops {
+            field(&mut out, &clean(why), &n.to_string());
         }
     }
     out
@@ -417,6 +537,91 @@ peer: gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=
             peers: vec![],
         };
         assert!(!render_show(&empty, 0, false).contains("peer"));
+    }
+
+    #[test]
+    fn peer_show_is_a_show_block_plus_restarts() {
+        let s = sample();
+        let alice = s.peers[2].clone();
+        let block = render_peer(&alice, NOW, false);
+        assert!(render_show(&s, NOW, false).contains(&block));
+        let out = render_peer_show(
+            &PeerShowResult {
+                peer: alice,
+                restarts: 2,
+            },
+            NOW,
+            false,
+        );
+        assert_eq!(out, format!("{block}  restarts: 2\n"));
+        assert!(out.starts_with("peer: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg= (alice)\n"));
+    }
+
+    #[test]
+    fn peer_list_table() {
+        let s = sample();
+        let expected = "\
+PUBLIC KEY                                    NAME   STATE        ENDPOINT         ALLOWED IPS
+xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=  alice  online       10.99.0.2:51820  10.10.0.2/32, fd10::2/128
+TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=  bob    offline      [fd99::3]:51820  10.10.0.3/32
+gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=  -      handshaking  -                -
+";
+        assert_eq!(render_peer_list(&s.peers), expected);
+        assert_eq!(render_peer_list(&[]), "");
+        let mut evil = s.peers[0].clone();
+        evil.name = Some("x\x1b[2J".into());
+        assert!(!render_peer_list(&[evil]).contains('\x1b'));
+    }
+
+    #[test]
+    fn changes_one_line_each() {
+        let change = ChangeResult {
+            interface: vec!["mtu 1420 -> 1380".into()],
+            peers_added: vec!["KEY1 (alice)".into()],
+            peers_removed: vec!["KEY2".into()],
+            peers_changed: vec!["KEY3 (bob): endpoint, allowed_ips".into()],
+            saved: false,
+        };
+        assert_eq!(
+            render_change(&change),
+            "interface: mtu 1420 -> 1380\npeer added: KEY1 (alice)\npeer removed: KEY2\n\
+             peer changed: KEY3 (bob): endpoint, allowed_ips\n"
+        );
+        let none = ChangeResult::default();
+        assert_eq!(render_change(&none), "nothing changed\n");
+        let saved = ChangeResult {
+            saved: true,
+            ..ChangeResult::default()
+        };
+        assert_eq!(
+            render_change(&saved),
+            "nothing changed\nconfiguration file saved\n"
+        );
+        let evil = ChangeResult {
+            peers_added: vec!["K (\x1b[31m)".into()],
+            ..ChangeResult::default()
+        };
+        assert!(!render_change(&evil).contains('\x1b'));
+    }
+
+    #[test]
+    fn stats_lists_every_counter() {
+        let mut stats = StatsResult {
+            handshake_queue: 3,
+            under_load: true,
+            ..StatsResult::default()
+        };
+        assert_eq!(
+            render_stats(&stats),
+            "handshake queue: 3\nunder load: yes (cookie replies on)\ndropped packets: (none)\n"
+        );
+        stats.under_load = false;
+        stats.drops.insert("replay".into(), 2);
+        stats.drops.insert("bad_mac".into(), 0);
+        assert_eq!(
+            render_stats(&stats),
+            "handshake queue: 3\nunder load: no\ndropped packets:\n  bad_mac: 0\n  replay: 2\n"
+        );
     }
 
     #[test]

@@ -409,3 +409,252 @@ fn completions_for_each_shell() {
         assert!(script.contains("genkey"), "{shell}");
     }
 }
+
+/// The parsed request line the fake daemon received.
+fn request(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn change_result(added: &[&str]) -> Value {
+    json!({
+        "interface": [],
+        "peers_added": added,
+        "peers_removed": [],
+        "peers_changed": [],
+        "saved": false
+    })
+}
+
+fn key_file(dir: &Path, name: &str, contents: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+const KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+const SECRET: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+#[test]
+fn peer_add_sends_the_key_file_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let psk = key_file(dir.path(), "psk", &format!("{SECRET}\n\n"), 0o604);
+    let d = FakeDaemon::start(vec![ok_line(change_result(&[&format!("{KEY} (alice)")]))]);
+    let o = run_with_socket(
+        &d.path,
+        &[
+            "peer",
+            "add",
+            KEY,
+            "--allowed-ips",
+            "10.0.0.2/32,fd00::2/128",
+            "--preshared-key-file",
+            psk.to_str().unwrap(),
+            "--name",
+            "alice",
+            "--save",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("peer added: {KEY} (alice)\n"));
+    assert!(stderr(&o).contains("readable by group or others (mode 0604)"));
+    let req = request(&d.requests()[0]);
+    assert_eq!(req["method"], json!("peer.add"));
+    assert_eq!(
+        req["params"],
+        json!({
+            "public_key": KEY,
+            "allowed_ips": ["10.0.0.2/32", "fd00::2/128"],
+            "preshared_key": SECRET,
+            "name": "alice",
+            "save": true
+        })
+    );
+}
+
+#[test]
+fn peer_update_sends_only_what_changes() {
+    let d = FakeDaemon::start(vec![
+        ok_line(change_result(&[])),
+        ok_line(change_result(&[])),
+    ]);
+    let o = run_with_socket(
+        &d.path,
+        &[
+            "peer",
+            "update",
+            "alice",
+            "--no-endpoint",
+            "--no-preshared-key",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "nothing changed\n");
+    let o = run_with_socket(
+        &d.path,
+        &[
+            "peer",
+            "update",
+            "alice",
+            "--persistent-keepalive",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let printed: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(printed, change_result(&[]));
+    let reqs = d.requests();
+    assert_eq!(
+        request(&reqs[0])["params"],
+        json!({"peer": "alice", "endpoint": "", "preshared_key": "", "save": false})
+    );
+    assert_eq!(
+        request(&reqs[1])["params"],
+        json!({"peer": "alice", "persistent_keepalive": 0, "save": false})
+    );
+}
+
+#[test]
+fn interface_set_reads_the_private_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "private", &format!("{SECRET}\n"), 0o600);
+    let d = FakeDaemon::start(vec![ok_line(json!({
+        "interface": ["private key changed (public key A -> B)", "mtu 1420 -> 1380"],
+        "peers_added": [], "peers_removed": [], "peers_changed": [], "saved": true
+    }))]);
+    let o = run_with_socket(
+        &d.path,
+        &[
+            "interface",
+            "set",
+            "--private-key-file",
+            key.to_str().unwrap(),
+            "--mtu",
+            "1380",
+            "--save",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "interface: private key changed (public key A -> B)\ninterface: mtu 1420 -> 1380\n\
+         configuration file saved\n"
+    );
+    let req = request(&d.requests()[0]);
+    assert_eq!(
+        req["params"],
+        json!({"private_key": SECRET, "mtu": 1380, "save": true})
+    );
+}
+
+#[test]
+fn refused_reload_prints_every_reason() {
+    let d = FakeDaemon::start(vec![Reply::Line(
+        json!({"jsonrpc": "2.0", "id": 1, "error": {
+            "code": -32000,
+            "message": "f.yaml: interface.mtu: bad; f.yaml: peers[0].public_key: bad",
+            "data": ["f.yaml: interface.mtu: bad", "f.yaml: peers[0].public_key: bad"]
+        }})
+        .to_string(),
+    )]);
+    let o = run_with_socket(&d.path, &["reload"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o),
+        "vpnctl: f.yaml: interface.mtu: bad\nvpnctl: f.yaml: peers[0].public_key: bad\n"
+    );
+    assert_eq!(
+        d.requests(),
+        ["{\"jsonrpc\":\"2.0\",\"method\":\"reload\",\"id\":1}\n"]
+    );
+}
+
+#[test]
+fn check_sends_an_absolute_path_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FakeDaemon::start(vec![
+        ok_line(json!({"valid": true, "errors": [], "warnings": ["w1"]})),
+        ok_line(json!({"valid": false, "errors": ["e1", "e2"], "warnings": []})),
+        ok_line(json!({"valid": false, "errors": ["e1"], "warnings": []})),
+    ]);
+    let o = vpnctl(&["--socket", d.path.to_str().unwrap(), "check", "rel.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "rel.yaml: configuration is valid\n");
+    assert_eq!(stderr(&o), "vpnctl: warning: w1\n");
+    let o = run_with_socket(&d.path, &["check", "/x.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(stderr(&o), "vpnctl: e1\nvpnctl: e2\n");
+    let o = run_with_socket(&d.path, &["check", "/x.yaml", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let printed: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(printed["errors"], json!(["e1"]));
+    let reqs = d.requests();
+    let abs = dir.path().join("rel.yaml");
+    assert_eq!(
+        request(&reqs[0])["params"],
+        json!({"path": abs.to_str().unwrap()})
+    );
+}
+
+#[test]
+fn check_without_a_daemon_suggests_vpnd_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_with_socket(&dir.path().join("none.sock"), &["check", "/etc/x.yaml"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach vpnd"), "{err}");
+    assert!(
+        err.ends_with("run `vpnd --check --config /etc/x.yaml`\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_show_and_stats_render_results() {
+    let show = show_result();
+    let alice = show["peers"][1].clone();
+    let mut peer = alice.clone();
+    peer["restarts"] = json!(4);
+    let d = FakeDaemon::start(vec![
+        ok_line(show["peers"].clone()),
+        ok_line(json!([])),
+        ok_line(peer.clone()),
+        ok_line(json!({"drops": {"replay": 1}, "handshake_queue": 0, "under_load": false})),
+        ok_line(json!({"drops": 5})),
+    ]);
+    let o = run_with_socket(&d.path, &["peer", "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with(KEY), "{out}");
+    let o = run_with_socket(&d.path, &["peer", "list"]);
+    assert_eq!(stdout(&o), "no peers\n");
+    let o = run_with_socket(&d.path, &["peer", "show", "alice"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&format!("peer: {KEY} (alice)\n")));
+    assert!(stdout(&o).ends_with("  restarts: 4\n"), "{}", stdout(&o));
+    let o = run_with_socket(&d.path, &["stats"]);
+    assert_eq!(
+        stdout(&o),
+        "handshake queue: 0\nunder load: no\ndropped packets:\n  replay: 1\n"
+    );
+    let o = run_with_socket(&d.path, &["stats"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("vpnctl: bad response from vpnd: malformed stats result"),
+        "{}",
+        stderr(&o)
+    );
+    let reqs = d.requests();
+    assert_eq!(request(&reqs[2])["params"], json!({"peer": "alice"}));
+    assert_eq!(request(&reqs[3])["method"], json!("stats"));
+}

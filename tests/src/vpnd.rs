@@ -52,6 +52,9 @@ pub struct PeerConfig {
     pub public_key: String,
     /// `preshared_key` (base64), given inline.
     pub preshared_key: Option<String>,
+    /// `preshared_key_file`: a file holding the preshared key (written
+    /// instead of `preshared_key` when set).
+    pub preshared_key_file: Option<PathBuf>,
     /// `allowed_ips`, in CIDR form.
     pub allowed_ips: Vec<String>,
     /// `endpoint`: `ipv4:port` or `[ipv6]:port`.
@@ -89,6 +92,12 @@ impl PeerConfig {
         self
     }
 
+    /// Sets `preshared_key_file`.
+    pub fn preshared_key_file(mut self, path: &Path) -> PeerConfig {
+        self.preshared_key_file = Some(path.to_owned());
+        self
+    }
+
     /// Sets `persistent_keepalive`.
     pub fn persistent_keepalive(mut self, seconds: u16) -> PeerConfig {
         self.persistent_keepalive = Some(seconds);
@@ -106,6 +115,10 @@ pub struct VpndConfig {
     pub ifname: String,
     /// `interface.private_key` (base64).
     pub private_key: String,
+    /// `interface.private_key_file`: when set, written instead of
+    /// `private_key` (the file must hold the same key for the helpers that
+    /// compare public keys).
+    pub private_key_file: Option<PathBuf>,
     /// `interface.listen_port`; `None` leaves the field out (any free port).
     pub listen_port: Option<u16>,
     /// `interface.addresses`, in CIDR form.
@@ -126,6 +139,7 @@ impl VpndConfig {
         VpndConfig {
             ifname: ifname.to_owned(),
             private_key: keys.private.clone(),
+            private_key_file: None,
             listen_port: None,
             addresses: Vec::new(),
             mtu: None,
@@ -146,6 +160,12 @@ impl VpndConfig {
         self
     }
 
+    /// Sets `interface.private_key_file` (the key is then read from it).
+    pub fn private_key_file(mut self, path: &Path) -> VpndConfig {
+        self.private_key_file = Some(path.to_owned());
+        self
+    }
+
     /// Sets `interface.mtu`.
     pub fn mtu(mut self, mtu: u32) -> VpndConfig {
         self.mtu = Some(mtu);
@@ -163,7 +183,14 @@ impl VpndConfig {
     pub fn to_yaml(&self) -> String {
         let mut y = String::from("interface:\n");
         let _ = writeln!(y, "  name: {}", quote(&self.ifname));
-        let _ = writeln!(y, "  private_key: {}", quote(&self.private_key));
+        match &self.private_key_file {
+            Some(file) => {
+                let _ = writeln!(y, "  private_key_file: {}", quote(&file.to_string_lossy()));
+            }
+            None => {
+                let _ = writeln!(y, "  private_key: {}", quote(&self.private_key));
+            }
+        }
         if let Some(port) = self.listen_port {
             let _ = writeln!(y, "  listen_port: {port}");
         }
@@ -188,7 +215,13 @@ impl VpndConfig {
             if let Some(name) = &p.name {
                 let _ = writeln!(y, "    name: {}", quote(name));
             }
-            if let Some(psk) = &p.preshared_key {
+            if let Some(file) = &p.preshared_key_file {
+                let _ = writeln!(
+                    y,
+                    "    preshared_key_file: {}",
+                    quote(&file.to_string_lossy())
+                );
+            } else if let Some(psk) = &p.preshared_key {
                 let _ = writeln!(y, "    preshared_key: {}", quote(psk));
             }
             let _ = writeln!(y, "    allowed_ips: {}", list(&p.allowed_ips));
@@ -660,6 +693,27 @@ mod tests {
         );
         let bare = VpndConfig::new("vpn0", &keys()).to_yaml();
         assert!(bare.ends_with("addresses: []\npeers: []\n"), "{bare}");
+    }
+
+    #[test]
+    fn renders_key_files_instead_of_keys() {
+        let yaml = VpndConfig::new("vpn0", &keys())
+            .private_key_file(Path::new("/k/private"))
+            .peer(
+                PeerConfig::new("cGVlcg==", &[])
+                    .preshared_key("cHNr")
+                    .preshared_key_file(Path::new("/k/psk")),
+            )
+            .to_yaml();
+        assert!(
+            yaml.contains("  private_key_file: \"/k/private\"\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("    preshared_key_file: \"/k/psk\"\n"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("private_key:") && !yaml.contains("preshared_key:"));
     }
 
     #[test]

@@ -40,12 +40,36 @@ pub struct ConfigState {
 /// How often the file is looked at.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// What identifies one version of the file (device, inode, size, modification time).
+type Fingerprint = (u64, u64, u64, i64, i64);
+
 /// What identifies one version of the file: a save by rename changes the inode, an in-place
 /// write changes the size or modification time.
-fn fingerprint(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The versions of configuration files that this process wrote itself (`--save`), by path.
+/// They hold the configuration already in force: reloading one would be a no-op at best, and
+/// would undo changes made without `--save` since it was written at worst.
+static OWN_WRITES: std::sync::Mutex<Vec<(PathBuf, Fingerprint)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Records that the daemon has just written the configuration file at `path` itself, so the
+/// watcher does not reload that version of it.
+pub fn note_own_write(path: &Path) {
+    let Some(fp) = fingerprint(path) else { return };
+    let mut own = OWN_WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    own.retain(|(p, _)| p != path);
+    own.push((path.to_path_buf(), fp));
+}
+
+/// Whether `fp` is the version of `path` that the daemon wrote last.
+fn is_own_write(path: &Path, fp: Fingerprint) -> bool {
+    let own = OWN_WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    own.iter().any(|(p, f)| p == path && *f == fp)
 }
 
 /// Polls the file and asks the root to reload once a change has settled (two looks in a row
@@ -64,6 +88,10 @@ async fn watch(path: PathBuf, root: ActorRef<crate::supervisor::RootMsg>) {
         }
         if now.is_some() && now != applied {
             applied = now;
+            if now.is_some_and(|fp| is_own_write(&path, fp)) {
+                tracing::debug!(file = %path.display(), "configuration file saved by us; not reloading");
+                continue;
+            }
             tracing::info!(file = %path.display(), "configuration file changed; reloading");
             let r = ractor::call_t!(root, crate::supervisor::RootMsg::Reload, 20_000);
             if let Err(e) = r {

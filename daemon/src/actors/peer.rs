@@ -243,9 +243,11 @@ impl PeerActor {
                 .router
                 .set_allowed_ips(&new.public_key, &new.allowed_ips);
         }
+        // `Some(new)` when the endpoint in force changes: to the resolved address, or to none
+        // when the configuration clears it. A name that does not resolve keeps the old one.
         let endpoint = if old.endpoint != new.endpoint {
             match &new.endpoint {
-                Some(e) => Some(resolve(e).await),
+                Some(e) => resolve(e).await.map(Some),
                 None => Some(None),
             }
         } else {
@@ -256,8 +258,8 @@ impl PeerActor {
             if old.preshared_key != new.preshared_key {
                 p.set_preshared_key(new.preshared_key.clone());
             }
-            if let Some(Some(e)) = endpoint {
-                p.set_endpoint(Some(e));
+            if let Some(e) = endpoint {
+                p.set_endpoint(e);
             }
             if old.persistent_keepalive != new.persistent_keepalive {
                 p.set_persistent_keepalive(

@@ -241,6 +241,8 @@ async fn change(daemon: &Daemon, cfg: Config, save: bool) -> Result<Value, RpcEr
                 format!("applied, but writing {} failed: {e}", path.display()),
             )
         })?;
+        // The file now holds the configuration in force: the watcher must not reload it.
+        crate::actors::config::note_own_write(&path);
         saved = true;
     }
     to_value(&change_result(rep, saved))
