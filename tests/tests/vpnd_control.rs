@@ -436,7 +436,10 @@ fn peer_methods() {
         Some(json!({"public_key": ke.public, "allowed_ips": "10.30.0.0/24"})),
         -32602,
     );
-    assert!(message(&e).contains("invalid type"), "{e}");
+    assert!(
+        message(&e).contains("invalid type") && message(&e).contains("allowed_ips: "),
+        "{e}"
+    );
     let e = ctl.error(
         "peer.add",
         Some(json!({"public_key": ke.public, "allowed_ips": [], "name": ""})),
@@ -564,7 +567,10 @@ fn peer_methods() {
         Some(json!({"peer": "carl", "persistent_keepalive": "x"})),
         -32602,
     );
-    assert!(message(&e).contains("invalid type"), "{e}");
+    assert!(
+        message(&e).contains("invalid type") && message(&e).contains("persistent_keepalive: "),
+        "{e}"
+    );
     let e = ctl.error(
         "peer.update",
         Some(json!({"peer": "carl", "persistent_keepalive": 70000})),
@@ -576,9 +582,15 @@ fn peer_methods() {
         Some(json!({"peer": "carl", "allowed_ips": "10.0.0.0/8"})),
         -32602,
     );
-    assert!(message(&e).contains("invalid type"), "{e}");
+    assert!(
+        message(&e).contains("invalid type") && message(&e).contains("allowed_ips: "),
+        "{e}"
+    );
     let e = ctl.error("peer.update", Some(json!({"peer": 5})), -32602);
-    assert!(message(&e).contains("invalid type"), "{e}");
+    assert!(
+        message(&e).contains("invalid type") && message(&e).contains("peer: "),
+        "{e}"
+    );
     let e = ctl.error(
         "peer.update",
         Some(json!({"peer": "carl", "preshared_key": "short"})),
@@ -987,7 +999,10 @@ fn interface_reload_check_save() {
     let e = ctl.error("interface.set", Some(json!({"private_key": "abc"})), -32602);
     assert!(message(&e).starts_with("private_key: "), "{e}");
     let e = ctl.error("interface.set", Some(json!({"mtu": "big"})), -32602);
-    assert!(message(&e).contains("invalid type"), "{e}");
+    assert!(
+        message(&e).contains("invalid type") && message(&e).contains("mtu: "),
+        "{e}"
+    );
     let e = ctl.error("interface.set", Some(json!({"port": 1})), -32602);
     assert!(message(&e).contains("unknown field `port`"), "{e}");
     let e = ctl.error("interface.set", None, -32602);

@@ -72,7 +72,16 @@ fn params<T: DeserializeOwned + Default>(p: Option<Value>, required: bool) -> Re
     match p {
         None | Some(Value::Null) if !required => Ok(T::default()),
         None | Some(Value::Null) => Err(invalid("invalid params: missing params object")),
-        Some(v) => serde_json::from_value(v).map_err(|e| invalid(format!("invalid params: {e}"))),
+        Some(v @ Value::Object(_)) => serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                invalid(format!("invalid params: {inner}"))
+            } else {
+                invalid(format!("invalid params: {path}: {inner}"))
+            }
+        }),
+        Some(_) => Err(invalid("invalid params: params must be an object")),
     }
 }
 
