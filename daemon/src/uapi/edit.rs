@@ -295,4 +295,78 @@ mod tests {
         assert_eq!(set(&c, ""), c);
         assert_eq!(set(&c, &format!("public_key={}\n", key(1).to_hex())), c);
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn pick(v: &[&str]) -> impl Strategy<Value = String> {
+            prop::sample::select(v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        }
+
+        /// A well-formed `set` body: interface lines, then peer sections, drawn from values
+        /// that collide often (a few keys and prefixes).
+        fn body() -> impl Strategy<Value = Vec<String>> {
+            let keys: Vec<String> = (0..4u8).map(|b| hex(&[b; 32])).collect();
+            let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let interface = prop::collection::vec(
+                prop_oneof![
+                    pick(&k).prop_map(|v| format!("private_key={v}")),
+                    pick(&["0", "51820", "1000"]).prop_map(|v| format!("listen_port={v}")),
+                    pick(&["0", "7"]).prop_map(|v| format!("fwmark={v}")),
+                    Just("replace_peers=true".to_string()),
+                ],
+                0..4,
+            );
+            let peer_line = prop_oneof![
+                Just("remove=true".to_string()),
+                Just("update_only=true".to_string()),
+                Just("replace_allowed_ips=true".to_string()),
+                Just("protocol_version=1".to_string()),
+                pick(&[k[0], k[2]]).prop_map(|v| format!("preshared_key={v}")),
+                pick(&["10.0.0.1:1", "[fd00::1]:2"]).prop_map(|v| format!("endpoint={v}")),
+                pick(&["0", "25"]).prop_map(|v| format!("persistent_keepalive_interval={v}")),
+                pick(&["10.0.0.0/8", "10.1.2.3/16", "fd00::/64", "0.0.0.0/0"])
+                    .prop_map(|v| format!("allowed_ip={v}")),
+            ];
+            let section =
+                (pick(&k), prop::collection::vec(peer_line, 0..6)).prop_map(|(pk, lines)| {
+                    std::iter::once(format!("public_key={pk}"))
+                        .chain(lines)
+                        .collect::<Vec<_>>()
+                });
+            (interface, prop::collection::vec(section, 0..5)).prop_map(|(mut i, sections)| {
+                i.extend(sections.into_iter().flatten());
+                i
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+                let _ = parse_set(text.split('\n'));
+            }
+
+            #[test]
+            fn every_set_gives_a_configuration_the_runtime_checks_accept(lines in body()) {
+                let c = cfg(&(peer(1, "10.0.0.0/8") + &peer(2, "fd00::/64")));
+                let r = parse_set(lines.iter().map(String::as_str));
+                prop_assert!(r.is_ok(), "{:?}: {:?}", lines, r);
+                let r = r.unwrap();
+                let n = apply_set(&c, &r);
+                prop_assert!(crate::reconfig::check(&c, &n).is_ok(), "{:?}", lines);
+                // Our own key is never a peer, and no prefix belongs to two peers.
+                let own = n.interface.public_key();
+                prop_assert!(n.peers.iter().all(|p| Some(p.public_key) != own));
+                let mut seen = std::collections::HashSet::new();
+                for p in &n.peers {
+                    for a in &p.allowed_ips {
+                        prop_assert!(seen.insert(a.masked()), "{} twice: {:?}", a, lines);
+                    }
+                }
+            }
+        }
+    }
 }
