@@ -95,7 +95,12 @@ pub fn render_show(show: &ShowResult, now_unix: u64, color: bool) -> String {
         color,
         &format!("interface: {}", clean(&iface.name)),
     );
-    field(&mut out, "public key", &clean(&iface.public_key));
+    if iface.public_key.is_empty() {
+        // A UAPI-configured daemon before its private key is set.
+        field(&mut out, "public key", "(none: no private key set)");
+    } else {
+        field(&mut out, "public key", &clean(&iface.public_key));
+    }
     field(&mut out, "listen port", &iface.listen_port.to_string());
     field(&mut out, "addresses", &list(&iface.addresses));
     field(&mut out, "mtu", &iface.mtu.to_string());

@@ -7,10 +7,12 @@ pub mod actors;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod detach;
 pub mod logging;
 pub mod reconfig;
 pub mod state;
 pub mod supervisor;
+pub mod uapi;
 
 use crate::config::Config;
 use crate::state::Daemon;
@@ -42,32 +44,46 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Divides every protocol timer (1 = WireGuard's values).
     pub timer_divisor: u32,
+    /// Serve WireGuard's cross-platform UAPI on `<dir>/<interface>.sock` (the binary uses
+    /// [`uapi::DEFAULT_DIR`]); `None` serves none.
+    pub uapi_dir: Option<PathBuf>,
+    /// Started without a configuration file (`vpnd <interface>`, configured through the UAPI
+    /// alone): addresses and routes are managed outside the daemon (`wg-quick` does it), so
+    /// no route is installed for allowed IPs and address changes are refused; and a UAPI
+    /// socket that cannot be bound is fatal (with a file it is only logged).
+    pub configless: bool,
 }
 
-/// Runs the daemon until `shutdown` completes; tears everything down before returning.
+/// Runs the daemon until `shutdown` completes or its interface is deleted from outside; tears
+/// everything down before returning.
 pub async fn run(
     config: Config,
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<Arc<Daemon>>>,
 ) -> Result<(), RunError> {
+    let link_gone = Arc::new(tokio::sync::Notify::new());
     let args = RootArgs {
         config,
         config_path: options.config_path,
         timer_divisor: options.timer_divisor.max(1),
         ready,
+        uapi_dir: options.uapi_dir,
+        configless: options.configless,
+        link_gone: link_gone.clone(),
     };
     let (root, mut join) = Actor::spawn(Some("vpnd".into()), Root, args)
         .await
         .map_err(|e| RunError::Startup(e.to_string()))?;
-    tokio::select! {
-        _ = shutdown => {
-            tracing::info!("shutting down");
-            let _ = root
-                .stop_and_wait(Some("shutdown".into()), Some(Duration::from_millis(1800)))
-                .await;
-            Ok(())
-        }
-        r = &mut join => Err(RunError::Died(format!("{r:?}"))),
-    }
+    let reason = tokio::select! {
+        _ = shutdown => "shutdown",
+        // `ip link del` (as `wg-quick down` does): nothing left to serve, a clean exit.
+        _ = link_gone.notified() => "interface deleted",
+        r = &mut join => return Err(RunError::Died(format!("{r:?}"))),
+    };
+    tracing::info!(reason, "shutting down");
+    let _ = root
+        .stop_and_wait(Some(reason.into()), Some(Duration::from_millis(1800)))
+        .await;
+    Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Plan {
     pub addresses: Option<Vec<IpPrefix>>,
     /// New volume rekey threshold.
     pub rekey_after_bytes: Option<u64>,
+    /// New firewall mark (`Some(None)` = no mark).
+    pub fwmark: Option<Option<u32>>,
     /// The control socket path or group changed.
     pub control: bool,
     /// Peers to stop.
@@ -121,10 +123,11 @@ pub fn plan(old: &Config, new: &Config) -> (Plan, ChangeReport) {
     }
     if oi.private_key != ni.private_key {
         p.private_key = true;
+        let show = |k: Option<PublicKey>| k.map_or("none".to_string(), |k| k.to_string());
         r.interface.push(format!(
             "private key changed (public key {} -> {})",
-            oi.public_key(),
-            ni.public_key()
+            show(oi.public_key()),
+            show(ni.public_key())
         ));
     }
     if oi.listen_port != ni.listen_port {
@@ -160,6 +163,12 @@ pub fn plan(old: &Config, new: &Config) -> (Plan, ChangeReport) {
             "rekey_after_bytes {} -> {}",
             oi.rekey_after_bytes, ni.rekey_after_bytes
         ));
+    }
+    if oi.fwmark != ni.fwmark {
+        p.fwmark = Some(ni.fwmark);
+        let show = |m: Option<u32>| m.map_or("off".to_string(), |m| m.to_string());
+        r.interface
+            .push(format!("fwmark {} -> {}", show(oi.fwmark), show(ni.fwmark)));
     }
     if old.control != new.control {
         p.control = true;
@@ -220,7 +229,7 @@ pub fn check(old: &Config, new: &Config) -> Result<(), Vec<String>> {
     let mut names = HashSet::new();
     let mut claims: HashMap<IpPrefix, usize> = HashMap::new();
     for (i, p) in new.peers.iter().enumerate() {
-        if p.public_key == own {
+        if Some(p.public_key) == own {
             problems.push(format!(
                 "peers[{i}].public_key: {} is this interface's own public key",
                 p.public_key
@@ -329,7 +338,7 @@ mod tests {
             "{e:?}"
         );
         let mut own = old.clone();
-        own.peers[0].public_key = own.interface.public_key();
+        own.peers[0].public_key = own.interface.public_key().unwrap();
         assert!(check(&old, &own).unwrap_err()[0].contains("own public key"));
         assert!(check(&old, &old).is_ok());
     }

@@ -23,6 +23,9 @@ pub struct Daemon {
     pub failed: RwLock<HashSet<PublicKey>>,
     /// Restarts per peer since start.
     pub restarts: RwLock<HashMap<PublicKey, u32>>,
+    /// Held from reading the configuration in force to applying an edit of it (JSON-RPC and
+    /// UAPI changes), so two concurrent edits cannot undo each other.
+    pub edit_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -83,7 +86,12 @@ impl Daemon {
         let identity = self.dp.identity.read().clone();
         let interface = InterfaceInfo {
             name: cfg.interface.name.clone(),
-            public_key: identity.public_key().to_base64(),
+            // No private key yet (UAPI-configured device): no public key either.
+            public_key: if identity.is_set() {
+                identity.public_key().to_base64()
+            } else {
+                String::new()
+            },
             listen_port: self.dp.udp().port(),
             addresses: cfg
                 .interface

@@ -84,7 +84,7 @@ fn shipped_example_loads() {
     let c = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.warnings, Vec::<String>::new());
     assert_eq!(c.interface.name, "vpn0");
-    assert_eq!(c.interface.private_key, key);
+    assert_eq!(c.interface.private_key, Some(key));
     assert_eq!(c.interface.listen_port, Some(51820));
     assert_eq!(
         c.interface.addresses,
@@ -137,7 +137,7 @@ fn demo_configs_pair_up() {
         assert_eq!(me.control.socket, Path::new(socket));
         assert_eq!(me.peers.len(), 1);
         let peer = &me.peers[0];
-        assert_eq!(peer.public_key, them.interface.public_key());
+        assert_eq!(peer.public_key, them.interface.public_key().unwrap());
         assert_eq!(peer.endpoint.as_ref().unwrap().to_string(), endpoint);
         // The peer's allowed IPs are exactly the other side's addresses, as host prefixes.
         let hosts: Vec<Cidr> = them

@@ -34,7 +34,9 @@ use tempfile::TempDir;
 
 pub use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
 
-use crate::{cargo_binary, command, run_with_timeout, wait_until, Netns, Proc, WgKeys};
+use crate::{
+    cargo_binary, command, run_with_timeout, wait_until, Netns, Proc, WgKeys, WireguardGo,
+};
 
 /// How long [`Vpnd::start`] waits for the control socket to answer.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -566,10 +568,29 @@ impl Vpnd {
     }
 }
 
+/// The `sh -c` script that gives a process a private mount namespace with an empty tmpfs on
+/// `/run` and then execs `"$0" "$@"` (run under `unshare --mount --propagation private`).
+///
+/// vpnd serves WireGuard's UAPI at `/run/wireguard/<if>.sock` (`/var/run` is `/run`), a path
+/// outside the network namespace: without this, daemons of parallel tests with the same
+/// interface name would share it, and tests would leave sockets in the host's `/run`.
+pub const PRIVATE_RUN_SCRIPT: &str =
+    "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"";
+
 fn spawn_proc(ns: &Netns, ifname: &str, config: &Path, env: &[(&str, &str)]) -> Proc {
     let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
-    let mut cmd = ns.command([cargo_binary("vpnd").as_os_str()]);
-    cmd.arg("--config")
+    // `ip netns exec`, `unshare` and `sh` all exec in place: the PID is vpnd's.
+    let mut cmd = ns.command([
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        PRIVATE_RUN_SCRIPT,
+    ]);
+    cmd.arg(cargo_binary("vpnd"))
+        .arg("--config")
         .arg(config)
         .args(["--log-level", &level]);
     for (k, v) in env {
@@ -599,6 +620,25 @@ pub fn find_peer<'a>(show: &'a ShowResult, public_key: &str) -> Option<&'a PeerI
     show.peers.iter().find(|p| p.public_key == public_key)
 }
 
+/// Starts `vpnd -f <ifname>`: configuration-less, configured through the UAPI socket like
+/// `wireguard-go -f <ifname>`, in `ns` and its own mount namespace (see
+/// [`WireguardGo::start_program`]), and waits until the interface and the socket exist. The
+/// handle runs `wg` against it exactly as against a wireguard-go.
+///
+/// # Panics
+/// If vpnd exits or is not ready within 15 s.
+pub fn start_configless(ns: &Netns, ifname: &str) -> WireguardGo {
+    let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
+    let bin = cargo_binary("vpnd");
+    WireguardGo::start_program(
+        ns,
+        ifname,
+        &bin.to_string_lossy(),
+        &["--log-level", &level],
+        &[],
+    )
+}
+
 /// Runs `vpnd args...` in `ns` to completion (for `--check`, or a
 /// configuration that must be refused) and returns its output.
 ///
@@ -609,8 +649,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = ns.command([cargo_binary("vpnd").as_os_str()]);
-    cmd.args(args);
+    let mut cmd = ns.command([
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        PRIVATE_RUN_SCRIPT,
+    ]);
+    cmd.arg(cargo_binary("vpnd")).args(args);
     run_with_timeout(&mut cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
 }
 

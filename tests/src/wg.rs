@@ -3,6 +3,7 @@
 //! See [`WireguardGo`] for how each instance gets a private UAPI socket.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -111,12 +112,39 @@ impl WireguardGo {
     /// If `ifname` is not a valid interface name, or `wireguard-go` exits or
     /// is not ready within 15 s.
     pub fn start(ns: &Netns, ifname: &str) -> WireguardGo {
+        let level = std::env::var("VPN_E2E_WG_LOG_LEVEL").unwrap_or_else(|_| "verbose".to_owned());
+        WireguardGo::start_program(
+            ns,
+            ifname,
+            "wireguard-go",
+            &[],
+            &[
+                ("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1"),
+                ("LOG_LEVEL", &level),
+            ],
+        )
+    }
+
+    /// Starts `program -f <ifname> extra_args...` like [`WireguardGo::start`]: any
+    /// implementation with wireguard-go's command line and UAPI socket (such as
+    /// `vpnd -f <if>`, which [`crate::vpnd::start_configless`] starts this way), in its own
+    /// mount namespace, with `env` added to its environment.
+    ///
+    /// # Panics
+    /// As [`WireguardGo::start`].
+    pub fn start_program(
+        ns: &Netns,
+        ifname: &str,
+        program: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> WireguardGo {
         assert!(
             !ifname.is_empty() && ifname.len() <= 15 && !ifname.contains(['/', ' ', '\'', '"']),
             "bad interface name {ifname:?}"
         );
         let script = "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run \
-                      && exec \"$0\" -f \"$1\"";
+                      && exec \"$0\" -f \"$@\"";
         let mut cmd = ns.command([
             "unshare",
             "--mount",
@@ -125,15 +153,17 @@ impl WireguardGo {
             "sh",
             "-c",
             script,
-            "wireguard-go",
+            program,
             ifname,
         ]);
-        cmd.env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
-            .env(
-                "LOG_LEVEL",
-                std::env::var("VPN_E2E_WG_LOG_LEVEL").unwrap_or_else(|_| "verbose".to_owned()),
-            );
-        let proc = Proc::spawn(&format!("{}-wireguard-go-{ifname}", ns.name()), cmd)
+        cmd.args(extra_args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let label = Path::new(program)
+            .file_name()
+            .map_or_else(|| program.to_owned(), |n| n.to_string_lossy().into_owned());
+        let proc = Proc::spawn(&format!("{}-{label}-{ifname}", ns.name()), cmd)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut wg = WireguardGo {
             proc,
@@ -160,17 +190,28 @@ impl WireguardGo {
         });
         if let Some(status) = exited {
             panic!(
-                "wireguard-go exited during start-up ({status})\n{}",
+                "{label} exited during start-up ({status})\n{}",
                 wg.proc.logs()
             );
         }
         if !ready {
             panic!(
-                "wireguard-go not ready within {START_TIMEOUT:?}\n{}",
+                "{label} not ready within {START_TIMEOUT:?}\n{}",
                 wg.proc.logs()
             );
         }
         wg
+    }
+
+    /// The UAPI socket as the test process can reach it: through
+    /// `/proc/<pid>/root`, which resolves paths in the daemon's mount
+    /// namespace.
+    pub fn uapi_socket_path(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!(
+            "/proc/{}/root/run/wireguard/{}.sock",
+            self.pid(),
+            self.ifname
+        ))
     }
 
     /// The interface name.

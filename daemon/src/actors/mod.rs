@@ -5,3 +5,4 @@ pub mod config;
 pub mod control;
 pub mod interface;
 pub mod peer;
+pub mod uapi;

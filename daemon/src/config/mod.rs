@@ -95,8 +95,10 @@ pub struct Config {
 pub struct InterfaceConfig {
     /// Name of the TUN device: 1 to 15 bytes, no `/`, `:`, whitespace or control characters.
     pub name: String,
-    /// Our static private key.
-    pub private_key: PrivateKey,
+    /// Our static private key. A configuration file always has one; a daemon configured
+    /// through the UAPI (`vpnd <interface>`) starts without, and sends and answers no handshake
+    /// until one is set.
+    pub private_key: Option<PrivateKey>,
     /// The file `private_key` was read from (resolved against the configuration's directory), if
     /// it came from one; [`Config::to_yaml`] then writes this reference rather than the key.
     pub private_key_file: Option<PathBuf>,
@@ -108,12 +110,16 @@ pub struct InterfaceConfig {
     pub mtu: u16,
     /// Bytes sent or received on one keypair after which we start a new handshake; at least 1.
     pub rekey_after_bytes: u64,
+    /// Firewall mark (`SO_MARK`) put on every outer UDP packet, for policy routing (`wg-quick`
+    /// uses it to keep the tunnel's own packets out of a default route through the tunnel).
+    /// `None` (or 0) is no mark.
+    pub fwmark: Option<u32>,
 }
 
 impl InterfaceConfig {
-    /// Our static public key.
-    pub fn public_key(&self) -> PublicKey {
-        self.private_key.public_key()
+    /// Our static public key, if we have a private key.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.private_key.as_ref().map(PrivateKey::public_key)
     }
 }
 
@@ -156,6 +162,39 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         write::to_yaml(self)
     }
+}
+
+/// The configuration of a daemon started without a file (`vpnd <interface>`, the way
+/// wireguard-go starts): the interface with the default MTU, no private key, no address, no
+/// peer, any free port, and the default control socket. Everything else arrives through the
+/// UAPI. Fails if Linux would refuse `name` as an interface name.
+pub fn without_file(name: &str) -> Result<Config, String> {
+    if let Some(reason) = validate::interface_name_problem(name) {
+        return Err(format!(
+            "invalid interface name {:?}: {reason}",
+            name.escape_debug().to_string()
+        ));
+    }
+    // The socket path must fit in sun_path; the name is at most 15 bytes, so it always does.
+    Ok(Config {
+        source_path: None,
+        interface: InterfaceConfig {
+            name: name.to_string(),
+            private_key: None,
+            private_key_file: None,
+            listen_port: None,
+            addresses: Vec::new(),
+            mtu: DEFAULT_MTU,
+            rekey_after_bytes: DEFAULT_REKEY_AFTER_BYTES,
+            fwmark: None,
+        },
+        control: ControlConfig {
+            socket: default_socket(name),
+            group: None,
+        },
+        peers: Vec::new(),
+        warnings: Vec::new(),
+    })
 }
 
 /// Reads and checks the configuration at `path`.

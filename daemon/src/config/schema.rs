@@ -32,6 +32,7 @@ pub(super) struct RawInterface {
     pub addresses: Option<Vec<String>>,
     pub mtu: Option<Int>,
     pub rekey_after_bytes: Option<Int>,
+    pub fwmark: Option<Int>,
 }
 
 /// `control:`.

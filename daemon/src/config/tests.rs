@@ -133,8 +133,8 @@ fn full_config_is_parsed() {
 
     let i = &c.interface;
     assert_eq!(i.name, "vpn0");
-    assert_eq!(i.private_key, PRIV.parse().unwrap());
-    assert_eq!(i.public_key().to_base64(), OWN_PUB);
+    assert_eq!(i.private_key, Some(PRIV.parse().unwrap()));
+    assert_eq!(i.public_key().unwrap().to_base64(), OWN_PUB);
     assert_eq!(i.private_key_file, Some(dir.path().join("vpn0.key")));
     assert_eq!(i.listen_port, Some(51820));
     assert_eq!(
@@ -299,7 +299,7 @@ fn key_file_readable_by_others_is_a_warning() {
     let key = write_key(dir.path(), "k", &format!("{PRIV}\n"), 0o644);
     let text = "interface:\n  name: vpn0\n  private_key_file: k\n";
     let c = parse_in(text, dir.path()).unwrap();
-    assert_eq!(c.interface.private_key, PRIV.parse().unwrap());
+    assert_eq!(c.interface.private_key, Some(PRIV.parse().unwrap()));
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     let w = &c.warnings[0];
     assert!(
@@ -433,7 +433,7 @@ fn unknown_fields_are_named() {
     assert_only_error(
         &with_interface("  mut: 1400\n"),
         "vpn0.yaml: interface.mut: unknown field `mut`; expected one of: name, private_key, \
-         private_key_file, listen_port, addresses, mtu, rekey_after_bytes",
+         private_key_file, listen_port, addresses, mtu, rekey_after_bytes, fwmark",
     );
     assert_error_starting(
         &with_interface("peer: []\n"),
@@ -602,6 +602,47 @@ fn rekey_after_bytes_must_be_positive() {
         &with_interface("  rekey_after_bytes: 0\n"),
         "vpn0.yaml: interface.rekey_after_bytes: 0 is out of range: must be at least 1",
     );
+}
+
+#[test]
+fn fwmark_range_and_round_trip() {
+    let c = parse(&with_interface("  fwmark: 51820\n")).unwrap();
+    assert_eq!(c.interface.fwmark, Some(51820));
+    let yaml = c.to_yaml();
+    assert!(yaml.contains("  fwmark: 51820\n"), "{yaml}");
+    assert_eq!(parse(&yaml).unwrap(), c);
+    assert_eq!(
+        parse(&with_interface("  fwmark: 0\n"))
+            .unwrap()
+            .interface
+            .fwmark,
+        None
+    );
+    assert_eq!(
+        parse(&with_interface("  fwmark: 4294967295\n"))
+            .unwrap()
+            .interface
+            .fwmark,
+        Some(u32::MAX)
+    );
+    assert_error_starting(
+        &with_interface("  fwmark: 4294967296\n"),
+        "vpn0.yaml: interface.fwmark: 4294967296 is out of range",
+    );
+}
+
+#[test]
+fn a_configuration_without_a_file() {
+    let c = super::without_file("wg0").unwrap();
+    assert_eq!(c.interface.private_key, None);
+    assert_eq!(c.interface.public_key(), None);
+    assert_eq!(c.interface.mtu, super::DEFAULT_MTU);
+    assert!(c.interface.addresses.is_empty() && c.peers.is_empty());
+    assert_eq!(c.control.socket, super::default_socket("wg0"));
+    // Written out, it has no key (and so is not loadable until one is added).
+    assert!(!c.to_yaml().contains("private_key"));
+    assert!(super::without_file("a/b").is_err());
+    assert!(super::without_file("sixteen-bytes-xx").is_err());
 }
 
 #[test]
@@ -800,7 +841,7 @@ fn all_problems_are_reported_at_once() {
         lines,
         [
             "vpn0.yaml: interface.colour: unknown field `colour`; expected one of: name, \
-             private_key, private_key_file, listen_port, addresses, mtu, rekey_after_bytes",
+             private_key, private_key_file, listen_port, addresses, mtu, rekey_after_bytes, fwmark",
             "vpn0.yaml: interface.name: invalid interface name `bad name`: contains whitespace",
             "vpn0.yaml: interface.private_key: key must be 32 bytes, got 3",
             "vpn0.yaml: interface.mtu: 1 is out of range: must be 576 to 65535",

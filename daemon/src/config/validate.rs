@@ -54,12 +54,13 @@ pub(super) fn check(
     Some(Checked {
         interface: InterfaceConfig {
             name: interface.name?,
-            private_key,
+            private_key: Some(private_key),
             private_key_file,
             listen_port: interface.listen_port,
             addresses: interface.addresses,
             mtu: interface.mtu,
             rekey_after_bytes: interface.rekey_after_bytes,
+            fwmark: interface.fwmark,
         },
         control,
         peers,
@@ -74,6 +75,7 @@ struct PartialInterface {
     addresses: Vec<Cidr>,
     mtu: u16,
     rekey_after_bytes: u64,
+    fwmark: Option<u32>,
 }
 
 struct Checker<'a> {
@@ -255,6 +257,20 @@ impl Checker<'_> {
             .and_then(|v| u64::try_from(v).ok())
             .unwrap_or(DEFAULT_REKEY_AFTER_BYTES);
 
+        let fwmark = raw
+            .fwmark
+            .and_then(|v| {
+                self.in_range(
+                    v,
+                    0,
+                    Some(u32::MAX.into()),
+                    Some("0 means no mark"),
+                    &p("fwmark"),
+                )
+            })
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|&m| m != 0);
+
         Some(PartialInterface {
             name,
             private_key,
@@ -262,6 +278,7 @@ impl Checker<'_> {
             addresses,
             mtu,
             rekey_after_bytes,
+            fwmark,
         })
     }
 
@@ -535,7 +552,7 @@ impl CrossPeer {
 }
 
 /// Why Linux would refuse `name` as a network interface name (see `dev_valid_name`), if it would.
-fn interface_name_problem(name: &str) -> Option<&'static str> {
+pub(super) fn interface_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("must not be empty")
     } else if name.len() > 15 {

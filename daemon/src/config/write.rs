@@ -12,14 +12,12 @@ pub(super) fn to_yaml(config: &Config) -> String {
     let i = &config.interface;
     out.push_str("interface:\n");
     field(&mut out, 2, "name", &quote(&i.name));
-    match &i.private_key_file {
-        Some(file) => field(&mut out, 2, "private_key_file", &quote_path(file)),
-        None => field(
-            &mut out,
-            2,
-            "private_key",
-            &quote(&i.private_key.to_base64()),
-        ),
+    // A configuration without a private key (one built through the UAPI) cannot be loaded
+    // again until a key is added: the file loader requires one.
+    match (&i.private_key_file, &i.private_key) {
+        (Some(file), _) => field(&mut out, 2, "private_key_file", &quote_path(file)),
+        (None, Some(key)) => field(&mut out, 2, "private_key", &quote(&key.to_base64())),
+        (None, None) => {}
     }
     if let Some(port) = i.listen_port {
         field(&mut out, 2, "listen_port", &port.to_string());
@@ -32,6 +30,9 @@ pub(super) fn to_yaml(config: &Config) -> String {
         "rekey_after_bytes",
         &i.rekey_after_bytes.to_string(),
     );
+    if let Some(mark) = i.fwmark {
+        field(&mut out, 2, "fwmark", &mark.to_string());
+    }
 
     out.push_str("control:\n");
     field(&mut out, 2, "socket", &quote_path(&config.control.socket));

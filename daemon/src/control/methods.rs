@@ -46,9 +46,13 @@ pub async fn handle_line(daemon: &Daemon, line: &[u8], client: &str) -> Option<R
             ),
         ));
     }
-    if is_mutating(&req.method) {
+    let _edit = if is_mutating(&req.method) {
         tracing::info!(method = %req.method, client, "control request");
-    }
+        // Read-modify-apply under the edit lock (shared with the UAPI).
+        Some(daemon.edit_lock.lock().await)
+    } else {
+        None
+    };
     let result = dispatch(daemon, &req.method, req.params).await;
     let id = id?;
     Some(match result {
@@ -146,9 +150,10 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
                 cfg.interface.listen_port = (port != 0).then_some(port);
             }
             if let Some(k) = s.private_key {
-                cfg.interface.private_key = k
-                    .parse::<PrivateKey>()
-                    .map_err(|e| invalid(format!("private_key: {e}")))?;
+                cfg.interface.private_key = Some(
+                    k.parse::<PrivateKey>()
+                        .map_err(|e| invalid(format!("private_key: {e}")))?,
+                );
                 cfg.interface.private_key_file = None;
             }
             if let Some(m) = s.mtu {

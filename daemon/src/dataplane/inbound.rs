@@ -85,6 +85,13 @@ pub async fn handle_datagram(dp: &DataPlane, buf: &mut [u8], src: SocketAddr, no
         }
         Message::Initiation(_) | Message::Response(_) => {
             let identity = dp.identity.read().clone();
+            if !identity.is_set() {
+                // No private key yet (a UAPI-configured device before `set private_key`).
+                return dp.drops.inc(
+                    DropReason::Handshake(protocol::noise::handshake::HandshakeError::NoPrivateKey)
+                        .name(),
+                );
+            }
             if !dp.handshakes.checker_verify_mac1(&identity, buf) {
                 return dp.drops.inc(DropReason::BadMac1.name());
             }

@@ -11,24 +11,67 @@ use std::time::Instant;
 /// Largest inner packet read from the TUN (without offloads).
 pub const MAX_INNER: usize = 65535;
 
-/// Reads packets from the TUN until the task is cancelled or the device fails.
-pub async fn run(dp: Arc<DataPlane>) {
+/// Why the outbound loop ended (it runs until cancelled otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundEnd {
+    /// The interface was deleted from outside (`ip link del`, as `wg-quick down` does): the
+    /// daemon has nothing left to do and should stop cleanly.
+    LinkGone,
+    /// Reading the TUN failed for another reason.
+    Failed(String),
+}
+
+/// Reads packets from the TUN until the task is cancelled or the device fails; says why it
+/// stopped.
+pub async fn run(dp: Arc<DataPlane>) -> OutboundEnd {
     // One buffer, reused for every packet: the inner packet is read after room for the
     // transport header and sealed in place.
     let mut buf = vec![0u8; TRANSPORT_HEADER_LEN + MAX_INNER + 16 + TRANSPORT_OVERHEAD];
+    let mut transient = 0u32;
     loop {
         let n = match dp
             .tun
             .recv(&mut buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + MAX_INNER])
             .await
         {
-            Ok(n) => n,
+            Ok(n) => {
+                transient = 0;
+                n
+            }
             Err(e) => {
-                tracing::error!(error = %e, "TUN read failed; outbound path stops");
-                return;
+                if link_gone(&dp, &e) {
+                    tracing::info!("the interface was deleted; outbound path stops");
+                    return OutboundEnd::LinkGone;
+                }
+                // A few transient errors (ENOBUFS, EINTR) are survivable; a device that keeps
+                // failing is not.
+                transient += 1;
+                if transient > 100 {
+                    tracing::error!(error = %e, "TUN read keeps failing; outbound path stops");
+                    return OutboundEnd::Failed(e.to_string());
+                }
+                tracing::warn!(error = %e, "TUN read failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
             }
         };
         handle_packet(&dp, &mut buf, n, Instant::now()).await;
+    }
+}
+
+/// Whether a TUN read error means the interface no longer exists: the kernel answers reads on
+/// a detached TUN descriptor with EBADFD, and the device's index no longer resolves.
+fn link_gone(dp: &DataPlane, e: &std::io::Error) -> bool {
+    if e.raw_os_error() == Some(libc::EBADFD) {
+        return true;
+    }
+    match dp.tun.if_index() {
+        // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into the buffer we pass.
+        Ok(index) => unsafe {
+            let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+            libc::if_indextoname(index, name.as_mut_ptr()).is_null()
+        },
+        Err(_) => true,
     }
 }
 

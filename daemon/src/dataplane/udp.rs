@@ -75,6 +75,15 @@ impl UdpSockets {
         Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP")))
     }
 
+    /// Puts firewall mark `mark` (0 = none) on every packet both sockets send (`SO_MARK`,
+    /// which needs `CAP_NET_ADMIN`).
+    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+        for s in [&self.v4, &self.v6].into_iter().flatten() {
+            set_mark(s, mark)?;
+        }
+        Ok(())
+    }
+
     /// The port both sockets listen on.
     pub fn port(&self) -> u16 {
         self.port
@@ -105,6 +114,39 @@ impl UdpSockets {
             .socket_for(&dst)
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for family"))?;
         s.send_to(buf, dst).await.map(|_| ())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_mark(socket: &UdpSocket, mark: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is a valid socket owned by `socket` for the duration of the call;
+    // the option value is a live u32 whose size is passed along.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            (&mark as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_mark(_socket: &UdpSocket, mark: u32) -> io::Result<()> {
+    if mark == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "fwmark is only supported on Linux",
+        ))
     }
 }
 

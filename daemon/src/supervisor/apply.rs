@@ -2,8 +2,8 @@
 //! all when the new configuration is inconsistent.
 
 use super::{
-    peer_settings, random_seed, route_prefixes, spawn_control, spawn_inbound, Root, RootMsg,
-    RootState, CALL_TIMEOUT_MS,
+    identity_for, peer_settings, random_seed, route_prefixes, spawn_control, spawn_inbound, Root,
+    RootMsg, RootState, CALL_TIMEOUT_MS,
 };
 use crate::actors::config::ConfigMsg;
 use crate::actors::interface::actor::InterfaceMsg;
@@ -11,7 +11,6 @@ use crate::actors::peer::PeerMsg;
 use crate::config::Config;
 use crate::dataplane::udp::UdpSockets;
 use crate::reconfig::{self, ChangeReport};
-use protocol::noise::handshake::StaticIdentity;
 use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,16 +27,34 @@ pub(super) async fn apply(
     if plan.is_empty() {
         return Ok(report);
     }
+    if st.configless && plan.addresses.is_some() {
+        return Err(vec![
+            "interface.addresses: addresses are managed outside vpnd in this mode \
+             (it was started without a configuration file); use `ip address`"
+                .to_string(),
+        ]);
+    }
     let dp = st.daemon.dp.clone();
 
     // Bind the new port first: if it is taken, refuse before touching anything.
     let new_udp = match plan.listen_port {
+        // Asking for the port we already listen on (a `wg showconf | wg setconf` of a daemon
+        // that picked a free port) changes the configuration, not the sockets.
+        Some(Some(port)) if port == dp.udp().port() => None,
         Some(port) => Some(Arc::new(
             UdpSockets::bind(port.unwrap_or(0))
                 .map_err(|e| vec![format!("interface.listen_port: cannot bind: {e}")])?,
         )),
         None => None,
     };
+    // The mark goes on the sockets that will be in use: the new ones, or the current ones.
+    if plan.fwmark.is_some() || (new_udp.is_some() && new.interface.fwmark.is_some()) {
+        let mark = new.interface.fwmark.unwrap_or(0);
+        let target = new_udp.clone().unwrap_or_else(|| dp.udp.load_full());
+        target
+            .set_mark(mark)
+            .map_err(|e| vec![format!("interface.fwmark: cannot set {mark}: {e}")])?;
+    }
 
     if let Some(mtu) = plan.mtu {
         ractor::call_t!(st.interface, InterfaceMsg::SetMtu, CALL_TIMEOUT_MS, mtu)
@@ -74,7 +91,7 @@ pub(super) async fn apply(
     let mut added = plan.added.clone();
     let mut changed = plan.changed.clone();
     if plan.private_key {
-        let identity = Arc::new(StaticIdentity::new(new.interface.private_key.clone()));
+        let identity = Arc::new(identity_for(&new.interface.private_key));
         dp.handshakes.reset_identity(&identity, random_seed());
         *dp.identity.write() = identity;
         removed = old.peers.iter().map(|p| p.public_key).collect();
@@ -108,7 +125,7 @@ pub(super) async fn apply(
         }
     }
 
-    let routes = route_prefixes(&new);
+    let routes = route_prefixes(&new, st.configless);
     match ractor::call_t!(
         st.interface,
         InterfaceMsg::SyncRoutes,

@@ -9,14 +9,16 @@ use crate::actors::control::{ControlActor, ControlArgs};
 use crate::actors::interface::actor::{InterfaceActor, InterfaceArgs, InterfaceMsg};
 use crate::actors::interface::TunOptions;
 use crate::actors::peer::{PeerActor, PeerArgs, PeerMsg};
+use crate::actors::uapi::{UapiActor, UapiArgs};
 use crate::config::{Config, PeerConfig};
 use crate::dataplane::handshake::HandshakeQueue;
+use crate::dataplane::outbound::OutboundEnd;
 use crate::dataplane::udp::UdpSockets;
 use crate::dataplane::{inbound, outbound, Clock, DataPlane};
 use crate::reconfig::ChangeReport;
 use crate::state::Daemon;
 use parking_lot::RwLock;
-use protocol::keys::PublicKey;
+use protocol::keys::{PrivateKey, PublicKey};
 use protocol::noise::handshake::StaticIdentity;
 use protocol::noise::peer::PeerSettings;
 use protocol::noise::timers::TimerConfig;
@@ -47,6 +49,15 @@ pub struct RootArgs {
     pub timer_divisor: u32,
     /// Sends the shared state back once everything is up.
     pub ready: Option<tokio::sync::oneshot::Sender<Arc<Daemon>>>,
+    /// Directory of the WireGuard UAPI socket (`<dir>/<interface>.sock`); `None` serves none.
+    pub uapi_dir: Option<PathBuf>,
+    /// Started without a configuration file (`vpnd <interface>`): addresses and routes belong
+    /// to someone else (`wg-quick`), so the daemon installs no route and refuses address
+    /// changes; and the UAPI, its only way to be configured, must start.
+    pub configless: bool,
+    /// Notified when the interface is deleted from outside; the owner of the root then stops it
+    /// as for a signal.
+    pub link_gone: Arc<tokio::sync::Notify>,
 }
 
 /// Messages to the root.
@@ -56,6 +67,9 @@ pub enum RootMsg {
     Apply(Box<Config>, RpcReplyPort<Result<ChangeReport, Vec<String>>>),
     /// Loads the configuration file again and applies it.
     Reload(RpcReplyPort<Result<ChangeReport, Vec<String>>>),
+    /// The outbound task stopped reading the TUN (the interface was deleted, or the device
+    /// failed).
+    TunClosed(OutboundEnd),
     /// Makes one PeerActor panic (fault injection for tests).
     #[cfg(feature = "fault-injection")]
     PanicPeer(PublicKey),
@@ -66,6 +80,7 @@ impl std::fmt::Debug for RootMsg {
         f.write_str(match self {
             RootMsg::Apply(..) => "Apply",
             RootMsg::Reload(..) => "Reload",
+            RootMsg::TunClosed(..) => "TunClosed",
             #[cfg(feature = "fault-injection")]
             RootMsg::PanicPeer(..) => "PanicPeer",
         })
@@ -82,6 +97,10 @@ pub struct RootState {
     pub(crate) daemon: Arc<Daemon>,
     pub(crate) interface: ActorRef<InterfaceMsg>,
     pub(crate) control: Option<ActorRef<()>>,
+    pub(crate) uapi: Option<ActorRef<()>>,
+    pub(crate) uapi_dir: Option<PathBuf>,
+    pub(crate) configless: bool,
+    pub(crate) link_gone: Arc<tokio::sync::Notify>,
     pub(crate) config_actor: ActorRef<ConfigMsg>,
     pub(crate) peers: HashMap<ActorId, PeerEntry>,
     pub(crate) outbound: tokio::task::JoinHandle<()>,
@@ -104,8 +123,19 @@ pub(crate) fn random_seed() -> [u8; 32] {
     seed
 }
 
-/// Every allowed-IP prefix of every peer, masked.
-pub(crate) fn route_prefixes(config: &Config) -> Vec<(std::net::IpAddr, u8)> {
+/// The static identity for a private key, or the keyless one.
+pub(crate) fn identity_for(key: &Option<PrivateKey>) -> StaticIdentity {
+    match key {
+        Some(k) => StaticIdentity::new(k.clone()),
+        None => StaticIdentity::unset(),
+    }
+}
+
+/// Every allowed-IP prefix of every peer, masked; none when routes are managed outside.
+pub(crate) fn route_prefixes(config: &Config, configless: bool) -> Vec<(std::net::IpAddr, u8)> {
+    if configless {
+        return Vec::new();
+    }
     config
         .peers
         .iter()
@@ -199,7 +229,11 @@ impl Actor for Root {
             UdpSockets::bind(config.interface.listen_port.unwrap_or(0))
                 .map_err(|e| format!("binding UDP port: {e}"))?,
         );
-        let identity = Arc::new(StaticIdentity::new(config.interface.private_key.clone()));
+        if let Some(mark) = config.interface.fwmark {
+            udp.set_mark(mark)
+                .map_err(|e| format!("setting fwmark {mark}: {e}"))?;
+        }
+        let identity = Arc::new(identity_for(&config.interface.private_key));
         let dp = Arc::new(DataPlane {
             handshakes: HandshakeQueue::new(&identity, random_seed()),
             identity: RwLock::new(identity),
@@ -213,14 +247,14 @@ impl Actor for Root {
         });
         tracing::info!(port = udp.port(), "listening");
         HandshakeQueue::start_worker(&dp)?;
-        let outbound = tokio::spawn(outbound::run(dp.clone()));
+        let outbound = spawn_outbound(&dp, &myself);
         let inbound = spawn_inbound(&dp, &udp);
 
         let mut peers = HashMap::new();
         for pc in config.peers.clone() {
             Root::spawn_peer(&myself, &mut peers, &dp, pc).await;
         }
-        let routes = route_prefixes(&config);
+        let routes = route_prefixes(&config, args.configless);
         if let Err(e) =
             ractor::call_t!(interface, InterfaceMsg::SyncRoutes, CALL_TIMEOUT_MS, routes)?
         {
@@ -233,6 +267,7 @@ impl Actor for Root {
             root: myself.clone(),
             failed: Default::default(),
             restarts: Default::default(),
+            edit_lock: Default::default(),
         });
         let (config_actor, _) = Actor::spawn_linked(
             None,
@@ -246,6 +281,19 @@ impl Actor for Root {
         )
         .await?;
         let control = spawn_control(&cell, &config, &daemon).await?;
+        let uapi = match &args.uapi_dir {
+            None => None,
+            Some(dir) => match spawn_uapi(&cell, dir, &config, &daemon).await {
+                Ok(a) => Some(a),
+                Err(e) if args.configless => return Err(e),
+                // With a configuration file the UAPI is a convenience: run without it (for
+                // example when a daemon in another network namespace holds the path).
+                Err(e) => {
+                    tracing::error!(error = %e, "UAPI socket unavailable: `wg` cannot reach this daemon (vpnctl can)");
+                    None
+                }
+            },
+        };
         let sighup = tokio::spawn(reload_on_sighup(myself.clone()));
         if let Some(tx) = args.ready {
             let _ = tx.send(daemon.clone());
@@ -254,6 +302,10 @@ impl Actor for Root {
             daemon,
             interface,
             control: Some(control),
+            uapi,
+            uapi_dir: args.uapi_dir,
+            configless: args.configless,
+            link_gone: args.link_gone,
             config_actor,
             peers,
             outbound,
@@ -296,6 +348,13 @@ impl Actor for Root {
                 }
                 let _ = reply.send(r);
             }
+            RootMsg::TunClosed(OutboundEnd::LinkGone) => {
+                tracing::info!("the interface was deleted from outside; shutting down");
+                st.link_gone.notify_one();
+            }
+            RootMsg::TunClosed(OutboundEnd::Failed(e)) => {
+                myself.stop(Some(format!("reading the TUN device failed: {e}")));
+            }
             #[cfg(feature = "fault-injection")]
             RootMsg::PanicPeer(key) => {
                 if let Some(e) = st.peers.values().find(|e| e.key == key) {
@@ -336,7 +395,7 @@ impl Actor for Root {
         for t in st.inbound.drain(..) {
             t.abort();
         }
-        if let Some(c) = st.control.take() {
+        for c in [st.control.take(), st.uapi.take()].into_iter().flatten() {
             let _ = c
                 .stop_and_wait(None, Some(Duration::from_millis(500)))
                 .await;
@@ -390,6 +449,35 @@ pub(crate) async fn spawn_control(
     Ok(control)
 }
 
+/// Starts the UAPI server on `<dir>/<interface>.sock`.
+pub(crate) async fn spawn_uapi(
+    cell: &ActorCell,
+    dir: &std::path::Path,
+    config: &Config,
+    daemon: &Arc<Daemon>,
+) -> Result<ActorRef<()>, ActorProcessingErr> {
+    let (uapi, _) = Actor::spawn_linked(
+        None,
+        UapiActor,
+        UapiArgs {
+            path: crate::uapi::socket_path(dir, &config.interface.name),
+            daemon: daemon.clone(),
+        },
+        cell.clone(),
+    )
+    .await?;
+    Ok(uapi)
+}
+
+/// Starts the outbound task; when it ends on its own the root hears why.
+fn spawn_outbound(dp: &Arc<DataPlane>, root: &ActorRef<RootMsg>) -> tokio::task::JoinHandle<()> {
+    let (dp, root) = (dp.clone(), root.clone());
+    tokio::spawn(async move {
+        let end = outbound::run(dp).await;
+        let _ = root.cast(RootMsg::TunClosed(end));
+    })
+}
+
 impl Root {
     async fn child_failed(
         &self,
@@ -441,6 +529,16 @@ impl Root {
                 Err(e) => {
                     tracing::error!(error = %e, "control server could not be restarted");
                     st.control = None;
+                }
+            }
+        } else if st.uapi.as_ref().is_some_and(|c| c.get_id() == id) {
+            tracing::error!(error = %err, "UAPI server failed; restarting it");
+            let config = st.daemon.config.read().clone();
+            st.uapi = None;
+            if let Some(dir) = st.uapi_dir.clone() {
+                match spawn_uapi(&myself.get_cell(), &dir, &config, &st.daemon).await {
+                    Ok(c) => st.uapi = Some(c),
+                    Err(e) => tracing::error!(error = %e, "UAPI server could not be restarted"),
                 }
             }
         } else if st.config_actor.get_id() == id {

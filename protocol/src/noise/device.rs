@@ -70,6 +70,7 @@ impl DropReason {
             DropReason::Handshake(HandshakeError::UnknownPeer) => "unknown_peer",
             DropReason::Handshake(HandshakeError::Simultaneous) => "simultaneous_initiation",
             DropReason::Handshake(HandshakeError::UnexpectedIndex) => "unexpected_response",
+            DropReason::Handshake(HandshakeError::NoPrivateKey) => "no_private_key",
             DropReason::BadCookieReply => "bad_cookie_reply",
             DropReason::UnknownIndex => "unknown_index",
             DropReason::Data(DataError::UnknownIndex) => "unknown_index",

@@ -49,6 +49,10 @@ pub enum HandshakeError {
     /// A response or cookie reply for a handshake we are not waiting on.
     #[error("no handshake in progress with that index")]
     UnexpectedIndex,
+    /// This device has no private key yet ([`StaticIdentity::unset`]), so it takes part in no
+    /// handshake.
+    #[error("no private key configured")]
+    NoPrivateKey,
 }
 
 impl From<AeadError> for HandshakeError {
@@ -64,12 +68,17 @@ impl From<ZeroDh> for HandshakeError {
 }
 
 /// Our static identity with everything precomputed from it.
+///
+/// A device may also run without a private key ([`StaticIdentity::unset`], as a UAPI-configured
+/// device starts): then it neither sends nor answers any handshake until a key is set.
 pub struct StaticIdentity {
     private: PrivateKey,
     secret: StaticSecret,
     public: PublicKey,
     /// HASH(HASH(HASH(CONSTRUCTION) || IDENTIFIER) || S_pub) for initiations sent to us.
     responder_hash: [u8; 32],
+    /// Whether `private` is a real key (false for [`StaticIdentity::unset`]).
+    set: bool,
 }
 
 impl StaticIdentity {
@@ -83,7 +92,23 @@ impl StaticIdentity {
             secret,
             public,
             responder_hash,
+            set: true,
         }
+    }
+    /// The identity of a device with no private key: its public key is all zeros (no peer
+    /// can address a handshake to it), [`StaticIdentity::static_static`] fails, so peers never
+    /// initiate, and every initiation or response addressed to it is refused with
+    /// [`HandshakeError::NoPrivateKey`].
+    pub fn unset() -> Self {
+        let mut id = StaticIdentity::new(PrivateKey::from_bytes([0; 32]));
+        id.public = PublicKey([0; 32]);
+        id.responder_hash = hash(&[&*INITIAL_HASH, &id.public.0]);
+        id.set = false;
+        id
+    }
+    /// Whether this identity has a private key (see [`StaticIdentity::unset`]).
+    pub fn is_set(&self) -> bool {
+        self.set
     }
     /// Our public key.
     pub fn public_key(&self) -> &PublicKey {
@@ -95,6 +120,9 @@ impl StaticIdentity {
     }
     /// DH(our static, their static): precomputed once per peer.
     pub fn static_static(&self, peer: &PublicKey) -> Result<[u8; 32], ZeroDh> {
+        if !self.set {
+            return Err(ZeroDh);
+        }
         dh(&self.secret, &peer.0)
     }
 }
@@ -248,6 +276,9 @@ pub fn begin_initiation(
     identity: &StaticIdentity,
     msg: &Initiation<'_>,
 ) -> Result<BegunInitiation, HandshakeError> {
+    if !identity.set {
+        return Err(HandshakeError::NoPrivateKey);
+    }
     let e_pub = msg.ephemeral();
     let mut h = identity.responder_hash;
     let [mut ck] = kdf::<1>(&INITIAL_CHAIN_KEY, e_pub);
@@ -363,6 +394,9 @@ pub fn consume_response(
     psk: &PresharedKey,
     msg: &Response<'_>,
 ) -> Result<SessionKeys, HandshakeError> {
+    if !identity.set {
+        return Err(HandshakeError::NoPrivateKey);
+    }
     if msg.receiver() != state.local_index {
         return Err(HandshakeError::UnexpectedIndex);
     }
@@ -476,6 +510,36 @@ mod tests {
             HandshakeError::ZeroDh
         );
         assert!(a.static_static(&PublicKey([0; 32])).is_err());
+    }
+
+    #[test]
+    fn an_unset_identity_takes_part_in_no_handshake() {
+        let a = ident(1);
+        let none = StaticIdentity::unset();
+        assert!(!none.is_set() && a.is_set());
+        assert_eq!(none.public_key(), &PublicKey([0; 32]));
+        assert!(none.static_static(a.public_key()).is_err());
+        // An initiation (here one for another device) is refused before any DH.
+        let b = ident(2);
+        let ss = a.static_static(b.public_key()).unwrap();
+        let mut init = [0u8; INITIATION_LEN];
+        create_initiation(
+            &a,
+            b.public_key(),
+            &ss,
+            [3; 32],
+            1,
+            Tai64N::default(),
+            &mut init,
+        )
+        .unwrap();
+        let Message::Initiation(m) = Message::parse(&init).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            begin_initiation(&none, &m).unwrap_err(),
+            HandshakeError::NoPrivateKey
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub struct ShowResult {
 pub struct InterfaceInfo {
     /// TUN interface name.
     pub name: String,
-    /// Our public key (base64).
+    /// Our public key (base64); empty while the daemon has no private key (UAPI mode).
     pub public_key: String,
     /// UDP port we listen on.
     pub listen_port: u16,
