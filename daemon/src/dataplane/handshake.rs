@@ -156,8 +156,10 @@ fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
     if matches!(msg, Message::Initiation(_) | Message::Response(_)) && q.is_under_load(now) {
         if !q.checker.read().verify_mac2(bytes, &src, now) {
             let mut reply = [0u8; COOKIE_REPLY_LEN];
-            q.checker.write().create_reply(bytes, &src, now, &mut reply);
-            dp.udp().send_best_effort(&reply, src);
+            let made = q.checker.write().create_reply(bytes, &src, now, &mut reply);
+            if made.is_ok() {
+                dp.udp().send_best_effort(&reply, src);
+            }
             return Err(DropReason::CookieSent);
         }
         if !q.limiter.lock().allow(src.ip(), now) {

@@ -5,7 +5,9 @@
 //! (fills mac1/mac2 into our handshake messages and consumes cookie replies).
 
 use crate::keys::PublicKey;
-use crate::noise::crypto::{self, constant_time_eq, hash, mac, MAC_LEN, TAG_LEN, XNONCE_LEN};
+use crate::noise::crypto::{
+    self, constant_time_eq, hash, mac, BufferTooSmall, MAC_LEN, TAG_LEN, XNONCE_LEN,
+};
 use crate::noise::handshake::{LABEL_COOKIE, LABEL_MAC1};
 use crate::noise::messages::{self, CookieReply, COOKIE_REPLY_LEN};
 use rand_chacha::ChaCha20Rng;
@@ -16,6 +18,21 @@ use zeroize::Zeroize;
 
 /// How long a cookie secret (responder) or a received cookie (initiator) stays valid.
 pub const COOKIE_REFRESH_TIME: Duration = Duration::from_secs(120);
+
+/// The shortest message the MAC functions accept: type, sender index, mac1 and mac2. Real
+/// handshake messages (92 and 148 bytes) are longer; anything shorter is not one.
+pub const MIN_MAC_MESSAGE_LEN: usize = 8 + 2 * MAC_LEN;
+
+/// Why [`CookieChecker::create_reply`] wrote no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The message is shorter than [`MIN_MAC_MESSAGE_LEN`], so it is no handshake message.
+    #[error("message too short to answer with a cookie reply")]
+    ShortMessage,
+    /// The sealed cookie did not fit the reply (ruled out by the fixed sizes).
+    #[error(transparent)]
+    Seal(#[from] BufferTooSmall),
+}
 
 /// Outcome of checking the MACs of an incoming handshake message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +95,12 @@ impl CookieChecker {
         }
     }
 
-    /// Verifies mac1 of an initiation or response (`msg` is the whole message).
+    /// Verifies mac1 of an initiation or response (`msg` is the whole message). False for a
+    /// message shorter than [`MIN_MAC_MESSAGE_LEN`].
     pub fn verify_mac1(&self, msg: &[u8]) -> bool {
+        if msg.len() < MIN_MAC_MESSAGE_LEN {
+            return false;
+        }
         let off = messages::mac1_offset(msg.len());
         let want = mac(&self.mac1_key, &[&msg[..off]]);
         constant_time_eq(&want, &msg[off..off + MAC_LEN])
@@ -97,7 +118,7 @@ impl CookieChecker {
 
     /// Verifies mac2 against the cookie we would give `src` now.
     pub fn verify_mac2(&self, msg: &[u8], src: &SocketAddr, now: Instant) -> bool {
-        if !self.secret_valid(now) {
+        if msg.len() < MIN_MAC_MESSAGE_LEN || !self.secret_valid(now) {
             return false;
         }
         let cookie = self.cookie_for(src);
@@ -119,13 +140,19 @@ impl CookieChecker {
 
     /// Writes a cookie reply to `msg` (an initiation or response from `src` whose mac1 was
     /// valid). The cookie secret is rotated when older than two minutes.
+    ///
+    /// Fails for a message shorter than [`MIN_MAC_MESSAGE_LEN`]; `out` is then not a valid
+    /// reply and must not be sent.
     pub fn create_reply(
         &mut self,
         msg: &[u8],
         src: &SocketAddr,
         now: Instant,
         out: &mut [u8; COOKIE_REPLY_LEN],
-    ) {
+    ) -> Result<(), ReplyError> {
+        if msg.len() < MIN_MAC_MESSAGE_LEN {
+            return Err(ReplyError::ShortMessage);
+        }
         if !self.secret_valid(now) {
             self.rng.fill_bytes(&mut self.secret);
             self.secret_set = Some(now);
@@ -140,7 +167,8 @@ impl CookieChecker {
         let mut nonce = [0u8; XNONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
         out[8..32].copy_from_slice(&nonce);
-        crypto::xaead_seal(&self.cookie_key, &nonce, &cookie, mac1, &mut out[32..64]);
+        crypto::xaead_seal(&self.cookie_key, &nonce, &cookie, mac1, &mut out[32..64])?;
+        Ok(())
     }
 }
 
@@ -178,7 +206,11 @@ impl CookieGenerator {
     }
 
     /// Fills mac1, and mac2 when we hold a fresh cookie, into an outgoing handshake message.
+    /// Leaves a message shorter than [`MIN_MAC_MESSAGE_LEN`] (no handshake message) unchanged.
     pub fn add_macs(&mut self, msg: &mut [u8], now: Instant) {
+        if msg.len() < MIN_MAC_MESSAGE_LEN {
+            return;
+        }
         let off1 = messages::mac1_offset(msg.len());
         let off2 = messages::mac2_offset(msg.len());
         let mac1 = mac(&self.mac1_key, &[&msg[..off1]]);
@@ -274,7 +306,7 @@ mod tests {
         gen.add_macs(&mut m, now);
         assert_eq!(chk.check(&m, &src, true, now), MacCheck::NeedCookie);
         let mut reply = [0u8; COOKIE_REPLY_LEN];
-        chk.create_reply(&m, &src, now, &mut reply);
+        chk.create_reply(&m, &src, now, &mut reply).unwrap();
         let Message::CookieReply(r) = Message::parse(&reply).unwrap() else {
             panic!()
         };
@@ -301,14 +333,14 @@ mod tests {
         let mut m = msg();
         // A reply before we sent anything.
         let mut reply = [0u8; COOKIE_REPLY_LEN];
-        chk.create_reply(&m, &src, now, &mut reply);
+        chk.create_reply(&m, &src, now, &mut reply).unwrap();
         let Message::CookieReply(r) = Message::parse(&reply).unwrap() else {
             panic!()
         };
         assert!(!gen.consume_reply(&r, now));
         gen.add_macs(&mut m, now);
         let mut reply2 = [0u8; COOKIE_REPLY_LEN];
-        chk.create_reply(&m, &src, now, &mut reply2);
+        chk.create_reply(&m, &src, now, &mut reply2).unwrap();
         reply2[40] ^= 1;
         let Message::CookieReply(r) = Message::parse(&reply2).unwrap() else {
             panic!()
@@ -323,7 +355,7 @@ mod tests {
         let mut m = msg();
         gen.add_macs(&mut m, t0);
         let mut reply = [0u8; COOKIE_REPLY_LEN];
-        chk.create_reply(&m, &src, t0, &mut reply);
+        chk.create_reply(&m, &src, t0, &mut reply).unwrap();
         let Message::CookieReply(r) = Message::parse(&reply).unwrap() else {
             panic!()
         };
@@ -337,12 +369,35 @@ mod tests {
         assert_eq!(chk.check(&m, &src, true, t2), MacCheck::NeedCookie);
         // A new reply uses a fresh secret, so the cookie differs.
         let secret_before = chk.secret;
-        chk.create_reply(&m, &src, t2, &mut reply);
+        chk.create_reply(&m, &src, t2, &mut reply).unwrap();
         assert_ne!(secret_before, chk.secret);
         // The initiator stops using a cookie after 120 s.
         assert!(!gen.has_cookie(t2 + Duration::from_secs(1)));
         let mut m3 = msg();
         gen.add_macs(&mut m3, t2 + Duration::from_secs(1));
         assert_eq!(&m3[INITIATION_LEN - 16..], &[0u8; 16]);
+    }
+
+    #[test]
+    fn short_messages_are_refused_not_a_panic() {
+        // Found by the cookie_reply fuzz target: the MAC offsets underflowed.
+        let (mut chk, mut gen, now) = setup();
+        let src: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        for len in 0..MIN_MAC_MESSAGE_LEN {
+            let mut m = vec![0x42u8; len];
+            gen.add_macs(&mut m, now);
+            assert!(m.iter().all(|&b| b == 0x42), "short message left unchanged");
+            assert_eq!(chk.check(&m, &src, false, now), MacCheck::BadMac1);
+            assert!(!chk.verify_mac2(&m, &src, now));
+            let mut reply = [0u8; COOKIE_REPLY_LEN];
+            assert_eq!(
+                chk.create_reply(&m, &src, now, &mut reply),
+                Err(ReplyError::ShortMessage)
+            );
+        }
+        // The shortest accepted length works end to end.
+        let mut m = vec![0x42u8; MIN_MAC_MESSAGE_LEN];
+        gen.add_macs(&mut m, now);
+        assert_eq!(chk.check(&m, &src, false, now), MacCheck::Valid);
     }
 }

@@ -136,15 +136,57 @@ pub fn aead_cipher(key: &[u8; KEY_LEN]) -> ChaCha20Poly1305 {
     ChaCha20Poly1305::new(key.into())
 }
 
-/// AEAD for short handshake fields: seals `plain` into `out` (`plain.len() + 16` bytes).
-pub fn aead_seal(key: &[u8; KEY_LEN], counter: u64, plain: &[u8], aad: &[u8], out: &mut [u8]) {
-    let (body, tag) = out.split_at_mut(plain.len());
+/// The output buffer given to [`aead_seal`] or [`xaead_seal`] cannot hold the ciphertext and
+/// its tag. A caller error, never caused by what the network sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("output buffer too small for ciphertext and tag")]
+pub struct BufferTooSmall;
+
+/// AEAD for short handshake fields: seals `plain` into `out[..plain.len() + 16]`.
+///
+/// Fails, leaving `out` untouched, when `out` is shorter than `plain.len() + 16`; bytes of a
+/// longer `out` past that are left as they were.
+pub fn aead_seal(
+    key: &[u8; KEY_LEN],
+    counter: u64,
+    plain: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) -> Result<(), BufferTooSmall> {
+    let (body, tag) = split_sealed(out, plain.len())?;
     body.copy_from_slice(plain);
     let t = aead_seal_in_place(&aead_cipher(key), counter, aad, body);
-    tag[..TAG_LEN].copy_from_slice(&t);
+    tag.copy_from_slice(&t);
+    Ok(())
 }
 
-/// AEAD open for short handshake fields: `sealed` is ciphertext + tag, `out` gets the plaintext.
+/// Splits `out` into the `n`-byte body and the tag that follows it, or fails if `out` is too
+/// short for both.
+fn split_sealed(out: &mut [u8], n: usize) -> Result<(&mut [u8], &mut [u8]), BufferTooSmall> {
+    let total = n.checked_add(TAG_LEN).ok_or(BufferTooSmall)?;
+    let out = out.get_mut(..total).ok_or(BufferTooSmall)?;
+    Ok(out.split_at_mut(n))
+}
+
+/// Splits `sealed` (ciphertext + tag) and picks the part of `out` the plaintext goes to, or
+/// `None` when `sealed` has no room for a tag or `out` cannot hold the plaintext.
+fn split_open<'a, 'b>(
+    sealed: &'a [u8],
+    out: &'b mut [u8],
+) -> Option<(&'a [u8], [u8; TAG_LEN], &'b mut [u8])> {
+    let n = sealed.len().checked_sub(TAG_LEN)?;
+    let (body, tag) = sealed.split_at(n);
+    let tag: [u8; TAG_LEN] = tag.try_into().ok()?;
+    let out = out.get_mut(..n)?;
+    Some((body, tag, out))
+}
+
+/// AEAD open for short handshake fields: `sealed` is ciphertext + tag, and the plaintext goes to
+/// `out[..sealed.len() - 16]`.
+///
+/// Fails when the tag does not authenticate (the plaintext bytes are then zeroed), and also,
+/// without touching `out`, when `sealed` is shorter than a tag or `out` is shorter than the
+/// plaintext: like a forgery, such input gets no more detail than [`AeadError`].
 pub fn aead_open(
     key: &[u8; KEY_LEN],
     counter: u64,
@@ -152,34 +194,36 @@ pub fn aead_open(
     aad: &[u8],
     out: &mut [u8],
 ) -> Result<(), AeadError> {
-    let n = sealed.len().checked_sub(TAG_LEN).ok_or(AeadError)?;
-    let tag: [u8; TAG_LEN] = sealed[n..].try_into().map_err(|_| AeadError)?;
-    out[..n].copy_from_slice(&sealed[..n]);
-    let r = aead_open_in_place(&aead_cipher(key), counter, aad, &mut out[..n], &tag);
+    let (body, tag, out) = split_open(sealed, out).ok_or(AeadError)?;
+    out.copy_from_slice(body);
+    let r = aead_open_in_place(&aead_cipher(key), counter, aad, out, &tag);
     if r.is_err() {
-        out[..n].zeroize();
+        out.zeroize();
     }
     r
 }
 
-/// XAEAD(key, nonce, plaintext, aad): XChaCha20-Poly1305, used for cookie replies.
+/// XAEAD(key, nonce, plaintext, aad): XChaCha20-Poly1305, used for cookie replies. Seals `plain`
+/// into `out[..plain.len() + 16]`; fails, leaving `out` untouched, when `out` is shorter.
 pub fn xaead_seal(
     key: &[u8; KEY_LEN],
     nonce: &[u8; XNONCE_LEN],
     plain: &[u8],
     aad: &[u8],
     out: &mut [u8],
-) {
-    let (body, tag) = out.split_at_mut(plain.len());
+) -> Result<(), BufferTooSmall> {
+    let (body, tag) = split_sealed(out, plain.len())?;
     body.copy_from_slice(plain);
     let c = XChaCha20Poly1305::new(key.into());
     let t = c
         .encrypt_inout_detached(nonce.into(), aad, body.into())
-        .expect("cookie is short");
-    tag[..TAG_LEN].copy_from_slice(&t);
+        // Only messages of more than 2^38 bytes are refused; `plain` is a slice in memory.
+        .map_err(|_| BufferTooSmall)?;
+    tag.copy_from_slice(&t);
+    Ok(())
 }
 
-/// Opens what [`xaead_seal`] sealed.
+/// Opens what [`xaead_seal`] sealed, with the same failure rules as [`aead_open`].
 pub fn xaead_open(
     key: &[u8; KEY_LEN],
     nonce: &[u8; XNONCE_LEN],
@@ -187,12 +231,16 @@ pub fn xaead_open(
     aad: &[u8],
     out: &mut [u8],
 ) -> Result<(), AeadError> {
-    let n = sealed.len().checked_sub(TAG_LEN).ok_or(AeadError)?;
-    let tag: [u8; TAG_LEN] = sealed[n..].try_into().map_err(|_| AeadError)?;
-    out[..n].copy_from_slice(&sealed[..n]);
+    let (body, tag, out) = split_open(sealed, out).ok_or(AeadError)?;
+    out.copy_from_slice(body);
     let c = XChaCha20Poly1305::new(key.into());
-    c.decrypt_inout_detached(nonce.into(), aad, (&mut out[..n]).into(), (&tag).into())
-        .map_err(|_| AeadError)
+    let r = c
+        .decrypt_inout_detached(nonce.into(), aad, (&mut *out).into(), (&tag).into())
+        .map_err(|_| AeadError);
+    if r.is_err() {
+        out.zeroize();
+    }
+    r
 }
 
 /// The result of a Diffie-Hellman that produced the all-zero point (a low-order public key).
@@ -223,4 +271,71 @@ pub fn constant_time_is_zero(bytes: &[u8]) -> bool {
 /// Equality in time independent of where the inputs differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
+    const XNONCE: [u8; XNONCE_LEN] = [9; XNONCE_LEN];
+
+    #[test]
+    fn short_output_is_an_error_not_a_panic() {
+        let plain = [0x5a_u8; 20];
+        for n in 0..plain.len() + TAG_LEN {
+            let mut out = vec![0xee_u8; n];
+            assert_eq!(
+                aead_seal(&KEY, 1, &plain, b"ad", &mut out),
+                Err(BufferTooSmall)
+            );
+            assert_eq!(
+                xaead_seal(&KEY, &XNONCE, &plain, b"ad", &mut out),
+                Err(BufferTooSmall)
+            );
+            assert!(out.iter().all(|&b| b == 0xee), "untouched on failure");
+        }
+        let mut sealed = [0u8; 20 + TAG_LEN];
+        let mut xsealed = [0u8; 20 + TAG_LEN];
+        aead_seal(&KEY, 1, &plain, b"ad", &mut sealed).unwrap();
+        xaead_seal(&KEY, &XNONCE, &plain, b"ad", &mut xsealed).unwrap();
+        for n in 0..plain.len() {
+            let mut out = vec![0xee_u8; n];
+            assert_eq!(aead_open(&KEY, 1, &sealed, b"ad", &mut out), Err(AeadError));
+            assert_eq!(
+                xaead_open(&KEY, &XNONCE, &xsealed, b"ad", &mut out),
+                Err(AeadError)
+            );
+            assert!(out.iter().all(|&b| b == 0xee), "untouched on failure");
+        }
+        // A longer output than needed is fine for both; the excess is left as it was.
+        let mut big = [0xee_u8; 64];
+        aead_seal(&KEY, 1, &plain, b"ad", &mut big).unwrap();
+        assert_eq!(&big[..sealed.len()], &sealed[..]);
+        assert!(big[sealed.len()..].iter().all(|&b| b == 0xee));
+        let mut opened = [0xee_u8; 64];
+        aead_open(&KEY, 1, &sealed, b"ad", &mut opened).unwrap();
+        assert_eq!(&opened[..plain.len()], &plain[..]);
+        assert!(opened[plain.len()..].iter().all(|&b| b == 0xee));
+        xaead_open(&KEY, &XNONCE, &xsealed, b"ad", &mut opened).unwrap();
+        assert_eq!(&opened[..plain.len()], &plain[..]);
+    }
+
+    #[test]
+    fn failed_open_zeroes_the_plaintext() {
+        let mut sealed = [0u8; 4 + TAG_LEN];
+        xaead_seal(&KEY, &XNONCE, b"abcd", &[], &mut sealed).unwrap();
+        sealed[0] ^= 1;
+        let mut out = [0xee_u8; 4];
+        assert_eq!(
+            xaead_open(&KEY, &XNONCE, &sealed, &[], &mut out),
+            Err(AeadError)
+        );
+        assert_eq!(out, [0; 4]);
+        aead_seal(&KEY, 3, b"abcd", &[], &mut sealed).unwrap();
+        sealed[0] ^= 1;
+        let mut out = [0xee_u8; 4];
+        assert_eq!(aead_open(&KEY, 3, &sealed, &[], &mut out), Err(AeadError));
+        assert_eq!(out, [0; 4]);
+    }
 }

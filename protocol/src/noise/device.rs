@@ -318,11 +318,16 @@ impl Device {
             MacCheck::BadMac1 => Some(DropReason::BadMac1),
             MacCheck::NeedCookie => {
                 let mut reply = [0u8; COOKIE_REPLY_LEN];
-                self.checker.create_reply(datagram, &src, now, &mut reply);
-                self.transmits.push(Transmit {
-                    dst: src,
-                    payload: reply.to_vec(),
-                });
+                if self
+                    .checker
+                    .create_reply(datagram, &src, now, &mut reply)
+                    .is_ok()
+                {
+                    self.transmits.push(Transmit {
+                        dst: src,
+                        payload: reply.to_vec(),
+                    });
+                }
                 Some(DropReason::CookieSent)
             }
         }

@@ -4,7 +4,9 @@
 //! timestamp, so every run is reproducible.
 
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::noise::crypto::{self, aead_open, aead_seal, dh, hash, kdf, AeadError, ZeroDh, TAG_LEN};
+use crate::noise::crypto::{
+    self, aead_open, aead_seal, dh, hash, kdf, AeadError, BufferTooSmall, ZeroDh, TAG_LEN,
+};
 use crate::noise::messages::{self, Initiation, Response, INITIATION_LEN, RESPONSE_LEN};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -27,7 +29,8 @@ static INITIAL_HASH: LazyLock<[u8; 32]> =
 /// Why a handshake message was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
-    /// An encrypted field did not authenticate (wrong keys, wrong peer, tampering).
+    /// An encrypted field did not authenticate (wrong keys, wrong peer, tampering), or an AEAD
+    /// step could not run at all.
     #[error("handshake decryption failed")]
     Decrypt,
     /// A Diffie-Hellman produced the all-zero result.
@@ -57,6 +60,14 @@ pub enum HandshakeError {
 
 impl From<AeadError> for HandshakeError {
     fn from(_: AeadError) -> Self {
+        HandshakeError::Decrypt
+    }
+}
+
+impl From<BufferTooSmall> for HandshakeError {
+    /// The handshake writes fixed-size fields of fixed-size messages, so this cannot happen; it
+    /// is reported as a failed AEAD step rather than a panic.
+    fn from(_: BufferTooSmall) -> Self {
         HandshakeError::Decrypt
     }
 }
@@ -229,15 +240,19 @@ pub fn create_initiation(
     let es = dh(&ephemeral, &peer.0)?;
     let [c, mut k] = kdf::<2>(&ck, &es);
     ck = c;
-    aead_seal(&k, 0, &identity.public.0, &h, &mut out[40..88]);
+    if let Err(e) = aead_seal(&k, 0, &identity.public.0, &h, &mut out[40..88]) {
+        k.zeroize();
+        return Err(e.into());
+    }
     h = hash(&[&h, &out[40..88]]);
 
     let [c, k2] = kdf::<2>(&ck, static_static);
     ck = c;
     k = k2;
-    aead_seal(&k, 0, &timestamp.0, &h, &mut out[88..116]);
-    h = hash(&[&h, &out[88..116]]);
+    let sealed = aead_seal(&k, 0, &timestamp.0, &h, &mut out[88..116]);
     k.zeroize();
+    sealed?;
+    h = hash(&[&h, &out[88..116]]);
 
     Ok(InitiatorState {
         local_index,
@@ -374,8 +389,9 @@ pub fn create_response(
     let [c, tau, mut k] = kdf::<3>(&ck, psk.as_bytes());
     ck = c;
     h = hash(&[&h, &tau]);
-    aead_seal(&k, 0, &[], &h, &mut out[44..60]);
+    let sealed = aead_seal(&k, 0, &[], &h, &mut out[44..60]);
     k.zeroize();
+    sealed?;
     let [recv, send] = kdf::<2>(&ck, &[]);
     ck.zeroize();
     Ok(SessionKeys {
