@@ -79,6 +79,10 @@ pub fn default_socket_path(interface: &str) -> PathBuf {
 pub enum Command {
     /// Show the interface and its peers
     Show(ShowArgs),
+    /// Reload the configuration file; prints what changed, or why it was refused
+    Reload,
+    /// Show the daemon's counters: dropped packets by reason, handshake queue
+    Stats(StatsArgs),
     /// Generate a new private key and print it in base64
     Genkey,
     /// Read a private key from stdin and print its public key
@@ -92,6 +96,14 @@ pub enum Command {
 /// Arguments of `show`.
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
+    /// Print the daemon's answer as JSON (stable for scripts)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `stats`.
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
     /// Print the daemon's answer as JSON (stable for scripts)
     #[arg(long)]
     pub json: bool,

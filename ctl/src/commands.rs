@@ -5,12 +5,12 @@
 //! daemon go through [`Client`], so later ones (peer management, reload, check) add a function
 //! here and a variant in [`crate::cli::Command`].
 
-use crate::cli::{Cli, Command, CompletionsArgs, ShowArgs};
+use crate::cli::{Cli, Command, CompletionsArgs, ShowArgs, StatsArgs};
 use crate::client::{Client, ClientError, DEFAULT_TIMEOUT, EXIT_FAILED, EXIT_OK};
 use crate::keys::{self, KeysError};
 use crate::render;
 use clap::CommandFactory;
-use protocol::rpc::ShowResult;
+use protocol::rpc::{ChangeResult, ShowResult, StatsResult};
 use std::io::{self, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,8 @@ pub fn run(cli: &Cli) -> u8 {
 pub fn execute(cli: &Cli, out: &mut dyn Write, color: bool) -> Result<(), Failure> {
     match &cli.command {
         Command::Show(args) => show(cli, args, out, color),
+        Command::Reload => reload(cli, out),
+        Command::Stats(args) => stats(cli, args, out),
         Command::Genkey => print_line(out, &keys::genkey()?),
         Command::Genpsk => print_line(out, &keys::genpsk()?),
         Command::Pubkey => print_line(out, &keys::pubkey_from_reader(io::stdin().lock())?),
@@ -93,6 +95,36 @@ fn show(cli: &Cli, args: &ShowArgs, out: &mut dyn Write, color: bool) -> Result<
         out.write_all(render::render_show(&show, now, color).as_bytes())?;
         Ok(out.flush()?)
     }
+}
+
+/// `reload`: one line per change, or `nothing changed`. A refusal is a [`ClientError::Refused`]
+/// whose message lists every reason (exit status 1); the daemon keeps its running
+/// configuration.
+fn reload(cli: &Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    let result = connect(cli)?.call("reload", None)?;
+    let r: ChangeResult = serde_json::from_value(result)
+        .map_err(|e| ClientError::Protocol(format!("malformed reload result ({e})")))?;
+    let lines = render::change_lines(&r);
+    if lines.is_empty() {
+        return print_line(out, "nothing changed");
+    }
+    for l in lines {
+        writeln!(out, "{}", render::clean(&l))?;
+    }
+    Ok(out.flush()?)
+}
+
+fn stats(cli: &Cli, args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let result = connect(cli)?.call("stats", None)?;
+    let s: StatsResult = serde_json::from_value(result)
+        .map_err(|e| ClientError::Protocol(format!("malformed stats result ({e})")))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&s)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode the result ({e})")))?;
+        return print_line(out, &text);
+    }
+    out.write_all(render::render_stats(&s).as_bytes())?;
+    Ok(out.flush()?)
 }
 
 fn completions(args: &CompletionsArgs, out: &mut dyn Write) -> Result<(), Failure> {

@@ -3,7 +3,7 @@
 //! Everything here is a pure function of its arguments (the clock and the terminal are passed
 //! in), so the output can be tested as plain strings.
 
-use protocol::rpc::{PeerInfo, ShowResult};
+use protocol::rpc::{ChangeResult, PeerInfo, ShowResult, StatsResult};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -207,6 +207,44 @@ fn plural(n: u64, unit: &str) -> String {
     }
 }
 
+/// What a change or reload did, one line each (`interface: mtu 1420 -> 1380`,
+/// `peer added: <key> (name)`); empty when nothing changed.
+pub fn change_lines(r: &ChangeResult) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .interface
+        .iter()
+        .map(|l| format!("interface: {l}"))
+        .collect();
+    v.extend(r.peers_added.iter().map(|p| format!("peer added: {p}")));
+    v.extend(r.peers_removed.iter().map(|p| format!("peer removed: {p}")));
+    v.extend(r.peers_changed.iter().map(|p| format!("peer changed: {p}")));
+    v
+}
+
+/// `stats` for people: the handshake queue and every drop counter by reason.
+pub fn render_stats(s: &StatsResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "handshake queue: {}", s.handshake_queue);
+    let _ = writeln!(
+        out,
+        "under load: {}",
+        if s.under_load {
+            "yes (cookies required)"
+        } else {
+            "no"
+        }
+    );
+    if s.drops.is_empty() {
+        out.push_str("dropped packets: none\n");
+    } else {
+        out.push_str("dropped packets:\n");
+        for (reason, n) in &s.drops {
+            let _ = writeln!(out, "  {}: {n}", clean(reason));
+        }
+    }
+    out
+}
+
 /// `s` with control characters (escape sequences, newlines) escaped.
 pub fn clean(s: &str) -> Cow<'_, str> {
     if s.chars().any(char::is_control) {
@@ -231,6 +269,30 @@ mod tests {
     use super::*;
     use protocol::rpc::InterfaceInfo;
     use std::ffi::OsStr;
+
+    #[test]
+    fn change_lines_and_stats() {
+        let r = ChangeResult {
+            interface: vec!["mtu 1420 -> 1380".into()],
+            peers_added: vec!["K (c)".into()],
+            peers_removed: vec![],
+            peers_changed: vec!["B: allowed_ips".into()],
+            saved: false,
+        };
+        assert_eq!(
+            change_lines(&r),
+            [
+                "interface: mtu 1420 -> 1380",
+                "peer added: K (c)",
+                "peer changed: B: allowed_ips"
+            ]
+        );
+        assert!(change_lines(&ChangeResult::default()).is_empty());
+        let mut s = StatsResult::default();
+        assert!(render_stats(&s).contains("dropped packets: none"));
+        s.drops.insert("replay".into(), 3);
+        assert!(render_stats(&s).contains("  replay: 3\n"));
+    }
 
     #[test]
     fn durations_read_like_wg() {
