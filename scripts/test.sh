@@ -127,11 +127,27 @@ EOF
     cargo clippy --version
 }
 
+target_dir() {
+    cargo metadata --format-version 1 --no-deps | jq -r .target_directory
+}
+
+# The supervision tests need a vpnd with the test-only `fault-injection` feature. Building it
+# in the same target directory shares every dependency with the normal build (only the vpnd
+# crate is compiled twice); it is copied aside before the normal build relinks target/debug/vpnd.
+build_bins() {
+    local dir
+    dir="$(target_dir)/debug"
+    cargo build -p vpnd --bin vpnd --features fault-injection
+    cp "$dir/vpnd" "$dir/vpnd-fault-injection"
+    cargo build --workspace --bins
+}
+
 run_tests() {
-    local target_dir
-    target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
-    export VPN_E2E_BIN_DIR="$target_dir/debug"
-    echo "    CI=1 VPN_E2E_BIN_DIR=$VPN_E2E_BIN_DIR"
+    local dir
+    dir="$(target_dir)/debug"
+    export VPN_E2E_BIN_DIR="$dir"
+    export VPN_E2E_FAULT_VPND="$dir/vpnd-fault-injection"
+    echo "    CI=1 VPN_E2E_BIN_DIR=$VPN_E2E_BIN_DIR VPN_E2E_FAULT_VPND=$VPN_E2E_FAULT_VPND"
     CI=1 cargo test --workspace
 }
 
@@ -139,6 +155,6 @@ step "setup: clean leftover test namespaces, install dependencies" setup
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
-step "cargo build --workspace --bins" cargo build --workspace --bins
+step "cargo build --workspace --bins (and a fault-injection vpnd for the supervision tests)" build_bins
 step "cargo test --workspace" run_tests
 step "scripts/demo.sh (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh

@@ -308,6 +308,7 @@ pub struct Vpnd {
     config_path: PathBuf,
     socket: PathBuf,
     env: Vec<(String, String)>,
+    binary: PathBuf,
     // Declared last: removed after the process has been stopped.
     _dir: TempDir,
 }
@@ -341,6 +342,23 @@ impl Vpnd {
 
     /// [`Vpnd::spawn`] with extra environment variables for the daemon.
     pub fn spawn_with_env(ns: &Netns, config: &VpndConfig, env: &[(&str, &str)]) -> Vpnd {
+        Vpnd::spawn_binary(&cargo_binary("vpnd"), ns, config, env)
+    }
+
+    /// [`Vpnd::start_with_env`] with another `vpnd` executable, such as the
+    /// one [`fault_injection_vpnd`] builds.
+    pub fn start_binary(
+        binary: &Path,
+        ns: &Netns,
+        config: &VpndConfig,
+        env: &[(&str, &str)],
+    ) -> Vpnd {
+        let mut vpnd = Vpnd::spawn_binary(binary, ns, config, env);
+        vpnd.wait_ready(START_TIMEOUT);
+        vpnd
+    }
+
+    fn spawn_binary(binary: &Path, ns: &Netns, config: &VpndConfig, env: &[(&str, &str)]) -> Vpnd {
         let dir = tempfile::Builder::new()
             .prefix("vpnt-vpnd-")
             .tempdir()
@@ -351,7 +369,7 @@ impl Vpnd {
             .get_or_insert_with(|| dir.path().join("control.sock"))
             .clone();
         let config_path = write_config_file(dir.path(), "vpnd.yaml", &config.to_yaml());
-        let proc = spawn_proc(ns, &config.ifname, &config_path, env);
+        let proc = spawn_proc(binary, ns, &config.ifname, &config_path, env);
         Vpnd {
             proc,
             netns: ns.name().to_owned(),
@@ -362,6 +380,7 @@ impl Vpnd {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            binary: binary.to_path_buf(),
             _dir: dir,
         }
     }
@@ -385,7 +404,7 @@ impl Vpnd {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.proc = spawn_proc(ns, &self.ifname, &self.config_path, &env);
+        self.proc = spawn_proc(&self.binary, ns, &self.ifname, &self.config_path, &env);
         self.wait_ready(START_TIMEOUT);
     }
 
@@ -577,7 +596,13 @@ impl Vpnd {
 pub const PRIVATE_RUN_SCRIPT: &str =
     "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"";
 
-fn spawn_proc(ns: &Netns, ifname: &str, config: &Path, env: &[(&str, &str)]) -> Proc {
+fn spawn_proc(
+    binary: &Path,
+    ns: &Netns,
+    ifname: &str,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> Proc {
     let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
     // `ip netns exec`, `unshare` and `sh` all exec in place: the PID is vpnd's.
     let mut cmd = ns.command([
@@ -589,7 +614,7 @@ fn spawn_proc(ns: &Netns, ifname: &str, config: &Path, env: &[(&str, &str)]) -> 
         "-c",
         PRIVATE_RUN_SCRIPT,
     ]);
-    cmd.arg(cargo_binary("vpnd"))
+    cmd.arg(binary)
         .arg("--config")
         .arg(config)
         .args(["--log-level", &level]);
@@ -660,6 +685,80 @@ where
     ]);
     cmd.arg(cargo_binary("vpnd")).args(args);
     run_with_timeout(&mut cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Environment variable naming a `vpnd` executable built with
+/// `--features fault-injection`; when unset, [`fault_injection_vpnd`]
+/// builds one.
+pub const FAULT_VPND_ENV: &str = "VPN_E2E_FAULT_VPND";
+
+/// How long building the fault-injection `vpnd` may take (the first build
+/// in a fresh target directory compiles every dependency).
+const FAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// A `vpnd` built with the test-only cargo feature `fault-injection` (it
+/// adds the `debug.panic_peer` JSON-RPC method). Release packages never
+/// enable that feature, so it is never the binary the other tests run.
+///
+/// `$VPN_E2E_FAULT_VPND` names a prebuilt one. Otherwise it is built once
+/// per test process with
+/// `cargo build -p vpnd --features fault-injection --target-dir <target>/fault`,
+/// where `<target>` is `$CARGO_TARGET_DIR` or the target directory holding
+/// the running test executable. A target directory of its own keeps the
+/// normal `target/debug/vpnd` untouched and lets cargo rebuild only what
+/// changed; the binary is `<target>/fault/debug/vpnd`.
+///
+/// # Panics
+/// If the build fails or takes longer than 45 minutes; with cargo's output.
+pub fn fault_injection_vpnd() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = std::env::var_os(FAULT_VPND_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    BUILT
+        .get_or_init(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    // <target>/<profile>/deps/<test executable>
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+                })
+                .expect("cannot tell where the cargo target directory is");
+            let target = target.join("fault");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the e2e crate lives in the workspace")
+                .join("Cargo.toml");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.arg("build")
+                .arg("--manifest-path")
+                .arg(&workspace)
+                .args([
+                    "-p",
+                    "vpnd",
+                    "--bin",
+                    "vpnd",
+                    "--features",
+                    "fault-injection",
+                ])
+                .arg("--target-dir")
+                .arg(&target);
+            eprintln!(
+                "e2e: building vpnd with fault injection: {}",
+                crate::command_line(&cmd)
+            );
+            let out =
+                run_with_timeout(&mut cmd, FAULT_BUILD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+            crate::check_output(&cmd, &out);
+            let binary = target.join("debug").join("vpnd");
+            assert!(binary.is_file(), "cargo built no {}", binary.display());
+            binary
+        })
+        .clone()
 }
 
 /// Whether interface `ifname` exists in `ns` (`ip link show dev`).

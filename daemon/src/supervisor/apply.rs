@@ -99,7 +99,11 @@ pub(super) async fn apply(
         changed.clear();
     }
     for key in &removed {
+        // A removed peer leaves no supervision history behind: added again later, it starts
+        // afresh (not `failed`, `restarts` 0, and a full restart budget).
         st.daemon.failed.write().remove(key);
+        st.daemon.restarts.write().remove(key);
+        st.restart_times.remove(key);
         let ids: Vec<_> = st
             .peers
             .iter()

@@ -183,6 +183,17 @@ pub struct PeerStats {
     pub last_handshake: Option<Instant>,
 }
 
+impl PeerStats {
+    /// Adds the counts of `earlier` (statistics of a replaced instance of the same peer) and
+    /// keeps the later of the two last handshakes.
+    pub fn continue_from(&mut self, earlier: PeerStats) {
+        self.rx_bytes += earlier.rx_bytes;
+        self.tx_bytes += earlier.tx_bytes;
+        self.handshakes += earlier.handshakes;
+        self.last_handshake = self.last_handshake.max(earlier.last_handshake);
+    }
+}
+
 /// Result of [`Peer::encapsulate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encapsulated {
@@ -379,6 +390,13 @@ impl Peer {
     /// Statistics.
     pub fn stats(&self) -> PeerStats {
         self.stats
+    }
+    /// Continues the statistics of an earlier instance of the same peer (one that was
+    /// replaced, e.g. after a crash of the code driving it): its byte and handshake counts
+    /// are added to this one's, and its last handshake is kept unless this one has a later
+    /// one. Counters then read as if the peer had never been replaced.
+    pub fn carry_stats(&mut self, earlier: PeerStats) {
+        self.stats.continue_from(earlier);
     }
     /// Persistent keepalive interval.
     pub fn persistent_keepalive(&self) -> Option<Duration> {
@@ -1167,5 +1185,41 @@ impl LocalIndexRegistry {
     /// Whether no index is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_continue_from_an_earlier_instance() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(3);
+        let earlier = PeerStats {
+            rx_bytes: 100,
+            tx_bytes: 200,
+            handshakes: 2,
+            last_handshake: Some(t0),
+        };
+        let mut fresh = PeerStats::default();
+        fresh.continue_from(earlier);
+        assert_eq!(fresh, earlier);
+        let mut later = PeerStats {
+            rx_bytes: 1,
+            tx_bytes: 2,
+            handshakes: 1,
+            last_handshake: Some(t1),
+        };
+        later.continue_from(earlier);
+        assert_eq!(
+            later,
+            PeerStats {
+                rx_bytes: 101,
+                tx_bytes: 202,
+                handshakes: 3,
+                last_handshake: Some(t1),
+            }
+        );
     }
 }
