@@ -133,12 +133,14 @@ target_dir() {
 
 # The supervision tests need a vpnd with the test-only `fault-injection` feature. Building it
 # in the same target directory shares every dependency with the normal build (only the vpnd
-# crate is compiled twice); it is copied aside before the normal build relinks target/debug/vpnd.
+# crate is compiled twice); it is copied aside, then the normal build puts back target/debug/vpnd.
 build_bins() {
     local dir
     dir="$(target_dir)/debug"
     cargo build -p vpnd --bin vpnd --features fault-injection
     cp "$dir/vpnd" "$dir/vpnd-fault-injection"
+    # cargo re-links target/debug/vpnd from the normal build only if the file is missing.
+    rm -f "$dir/vpnd"
     cargo build --workspace --bins
 }
 
