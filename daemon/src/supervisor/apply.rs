@@ -63,9 +63,24 @@ pub(super) async fn apply(
     }
     if let Some(addrs) = &plan.addresses {
         let a = addrs.iter().map(|p| (p.addr(), p.prefix_len())).collect();
-        ractor::call_t!(st.interface, InterfaceMsg::SetAddresses, CALL_TIMEOUT_MS, a)
-            .map_err(|e| vec![format!("interface.addresses: {e}")])?
-            .map_err(|e| vec![format!("interface.addresses: {e}")])?;
+        let r = match ractor::call_t!(st.interface, InterfaceMsg::SetAddresses, CALL_TIMEOUT_MS, a)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = r {
+            // Refused as a whole: put back the MTU changed a moment ago.
+            if plan.mtu.is_some() {
+                let _ = ractor::call_t!(
+                    st.interface,
+                    InterfaceMsg::SetMtu,
+                    CALL_TIMEOUT_MS,
+                    old.interface.mtu
+                );
+            }
+            return Err(vec![format!("interface.addresses: {e}")]);
+        }
     }
     if let Some(udp) = new_udp {
         for t in st.inbound.drain(..) {
