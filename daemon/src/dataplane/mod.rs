@@ -89,9 +89,10 @@ pub const CRYPTO_WORKERS_ENV: &str = "VPND_CRYPTO_WORKERS";
 /// Most crypto workers the data plane starts.
 pub const MAX_CRYPTO_WORKERS: usize = 8;
 
-/// The default worker count: none on machines with two cores or fewer, where measurements
-/// showed a second thread only competing with the I/O tasks and the applications for the same
-/// cores (see docs/performance.md); otherwise one per core, at most [`MAX_CRYPTO_WORKERS`].
+/// The default worker count: none on machines with two cores or fewer, otherwise one per
+/// core, at most [`MAX_CRYPTO_WORKERS`]. On a 2-core machine shared by both daemons and iperf3,
+/// two workers cut TCP throughput from 1070 to 824 Mb/s and tripled idle ping latency (see
+/// docs/architecture.md): the hand-off only competes for the same cores.
 pub fn auto_crypto_workers() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores <= 2 {
