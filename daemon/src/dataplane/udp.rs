@@ -66,9 +66,12 @@ fn make_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
+    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max
+    // (about 200 KiB by default: a few milliseconds of traffic), unless we may force them.
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    #[cfg(target_os = "linux")]
+    force_buffers(&s);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
@@ -164,6 +167,29 @@ impl UdpSockets {
             .socket_for(&dst)
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for family"))?;
         s.send_to(buf, dst).await.map(|_| ())
+    }
+}
+
+/// Raises both socket buffers to [`SOCKET_BUFFER`] past the sysctl caps when the process has
+/// `CAP_NET_ADMIN` (as a VPN daemon usually does); without it the capped sizes stay. A daemon
+/// that falls behind for a few milliseconds on a busy machine otherwise loses datagrams that
+/// wireguard-go, which does the same, keeps.
+#[cfg(target_os = "linux")]
+fn force_buffers(s: &Socket) {
+    use std::os::fd::AsRawFd;
+    let size = SOCKET_BUFFER as libc::c_int;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: the descriptor is a valid socket owned by `s` for the duration of the call;
+        // the option value is a live c_int whose size is passed along.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }
 
