@@ -42,7 +42,7 @@ pub(super) async fn apply(
         // that picked a free port) changes the configuration, not the sockets.
         Some(Some(port)) if port == dp.udp().port() => None,
         Some(port) => Some(Arc::new(
-            UdpSockets::bind(port.unwrap_or(0))
+            UdpSockets::bind_with(port.unwrap_or(0), dp.options.offload)
                 .map_err(|e| vec![format!("interface.listen_port: cannot bind: {e}")])?,
         )),
         None => None,

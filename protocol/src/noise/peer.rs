@@ -549,6 +549,7 @@ impl Peer {
 
     /// Bookkeeping after a transport message of `wire_len` bytes was sealed with `k` outside
     /// [`Peer::encapsulate`] (the daemon's batched data plane seals with the keypair directly).
+    /// A batch of data messages may be reported at once with their total length.
     pub fn note_data_sent(&mut self, k: &Arc<Keypair>, wire_len: usize, now: Instant) {
         self.after_data_sent(k, wire_len, wire_len > TRANSPORT_HEADER_LEN + 16, now);
     }
@@ -629,6 +630,29 @@ impl Peer {
     /// Looks up the keypair holding `index` (for a data plane that opens messages itself).
     pub fn keypair_for_index(&self, index: u32) -> Option<Arc<Keypair>> {
         self.find_keypair(index).map(|(_, k)| k)
+    }
+
+    /// The keypair holding `index` if it may still receive at `now`: the checks
+    /// [`Peer::decapsulate_in_place`] makes before opening, for a data plane that opens a
+    /// batch with the keypair directly ([`Keypair::open_in_place`] then checks the counter
+    /// against the replay window) and reports it with [`Peer::note_data_received`].
+    pub fn receiving_keypair(&self, index: u32, now: Instant) -> Result<Arc<Keypair>, DataError> {
+        let (_, k) = self.find_keypair(index).ok_or(DataError::UnknownIndex)?;
+        if !self.keypair_usable(&k, now) {
+            return Err(DataError::Expired);
+        }
+        Ok(k)
+    }
+
+    /// The keypair and endpoint to seal data with at `now`, and the MTU to pad to; `None`
+    /// when there is no usable session or no endpoint (then [`Peer::encapsulate_in_place`]
+    /// queues the packet and starts a handshake). A data plane that seals a batch itself
+    /// reserves counters with [`Keypair::reserve_counters`], seals with
+    /// [`Keypair::seal_in_place_with_counter`] and reports the batch with
+    /// [`Peer::note_data_sent`].
+    pub fn sending_keypair(&self, now: Instant) -> Option<(Arc<Keypair>, SocketAddr, usize)> {
+        let k = self.current_keypair(now)?.clone();
+        Some((k, self.endpoint?, self.settings.mtu))
     }
 
     /// Bookkeeping after the data plane opened a message itself with the keypair of `index`.
