@@ -122,6 +122,15 @@ EOF
         fi
         rustup component add "${missing[@]}"
     fi
+    # A fresh clone builds everything once: incremental caches would only cost disk.
+    export CARGO_INCREMENTAL=0
+    # The build and test artifacts need a few GiB; say so up front when the disk is short.
+    local avail_kib
+    avail_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    echo "    free disk here: $((avail_kib / 1024)) MiB"
+    if [[ $avail_kib -lt $((4 * 1024 * 1024)) ]]; then
+        echo "test.sh: warning: less than 4 GiB free; the build may run out of disk" >&2
+    fi
     cargo --version
     cargo fmt --version
     cargo clippy --version
