@@ -50,6 +50,9 @@
 //! // Everything is killed and deleted when `daemon`, `a`, `b` and `guard` drop.
 //! ```
 
+pub mod capture;
+pub mod hostile;
+pub mod lab;
 mod netns;
 pub mod pattern;
 mod process;
