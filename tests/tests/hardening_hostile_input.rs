@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use e2e::capture::{Capture, Packet};
 use e2e::lab::{
-    drop_deltas, field, fields, Lab, LabOptions, A_TUN, B_PORT, B_TUN, H_SOURCES4, H_SOURCES6,
+    drop_deltas, field, fields, Lab, LabOptions, A_TUN, B_ON_B_LINK, B_PORT, B_TUN, H_SOURCES4,
+    H_SOURCES6,
 };
 use e2e::{ping, ping_until, require_root_with, Netns, Proc, TestGuard};
 
@@ -349,4 +350,342 @@ fn under_load_mode_matches_wireguard_go() {
         ping(&lab.a, B_TUN, 2),
         "the tunnel survived the cookie defence"
     );
+}
+
+/// An `e2e-udp recv` on `listen` in `ns`, ready.
+fn udp_sink(ns: &Netns, listen: &str) -> Proc {
+    let p = ns.spawn([
+        e2e::cargo_binary("e2e-udp").to_string_lossy().as_ref(),
+        "recv",
+        "--listen",
+        listen,
+        "--timeout",
+        "120",
+    ]);
+    assert!(
+        p.wait_for_output("listening", Duration::from_secs(10)),
+        "{}",
+        p.logs()
+    );
+    p
+}
+
+/// Sequence numbers an `e2e-udp recv` printed so far.
+fn received_seqs(sink: &Proc) -> Vec<u64> {
+    sink.stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("seq "))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn replayed_transport_never_reaches_the_tun() {
+    if !require_root_with(TOOLS) {
+        return;
+    }
+    let guard = TestGuard::new("replayed_transport_never_reaches_the_tun");
+    let mut lab = Lab::new(&guard, &LabOptions::both_know());
+    wait_tunnel(&lab);
+    const N: u64 = 200;
+    let sink = udp_sink(&lab.a, &format!("{A_TUN}:7000"));
+    let cap = Capture::start(
+        &lab.a,
+        &lab.link_ab.if_a,
+        "in",
+        &format!("udp and src port {B_PORT}"),
+    );
+    let sender = lab.b.exec_timeout(
+        [
+            e2e::cargo_binary("e2e-udp").to_string_lossy().as_ref(),
+            "send",
+            "--target",
+            &format!("{A_TUN}:7000"),
+            "--count",
+            &N.to_string(),
+            "--interval-ms",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(sender.status.success(), "{sender:?}");
+    assert!(
+        e2e::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            received_seqs(&sink).len() as u64 >= N
+        }),
+        "the receiver got {} of {N} datagrams\n{}",
+        received_seqs(&sink).len(),
+        sink.logs()
+    );
+    let pcap_dir = tempfile::tempdir().expect("tempdir");
+    let pcap = pcap_dir.path().join("ab.pcap");
+    std::fs::copy(cap.file(), &pcap).expect("copy capture");
+    let captured = cap.stop();
+    let transport = captured.iter().filter(|p| p.wg_type() == Some(4)).count() as u64;
+    assert!(transport >= N, "captured {transport} transport messages");
+
+    // Later, from the attacker, out of order, each twice.
+    std::thread::sleep(Duration::from_millis(500));
+    let silence = Capture::start(&lab.a, &lab.link_ah.if_a, "out", "");
+    let before = lab.vpnd_a.stats().drops;
+    let out = lab.hostile(
+        &[
+            "replay",
+            "--pcap",
+            &pcap.to_string_lossy(),
+            "--target",
+            &lab.a_target(),
+            "--type",
+            "4",
+            "--times",
+            "2",
+        ],
+        Duration::from_secs(60),
+    );
+    let f = fields(&out.stdout);
+    std::thread::sleep(Duration::from_millis(500));
+    let d = drop_deltas(&before, &lab.vpnd_a.stats().drops);
+    eprintln!("replayed: {f:?}; drops: {d:?}");
+    let replayed = field(&f, "replayed");
+    assert_eq!(replayed, 2 * field(&f, "captured"));
+    assert!(replayed >= 2 * N);
+    assert_eq!(
+        d.get("replay").copied(),
+        Some(replayed),
+        "every replayed message must be refused by the replay window: {d:?}"
+    );
+    let seqs = received_seqs(&sink);
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        (seqs.len() as u64, unique.len() as u64),
+        (N, N),
+        "the receiver inside the tunnel must see each datagram exactly once"
+    );
+    assert!(traffic(&silence.stop()).is_empty(), "A answered a replay");
+    let peer = lab.vpnd_a.peer(&lab.kb.public);
+    assert_eq!(
+        peer.endpoint.as_deref(),
+        Some(format!("{B_ON_B_LINK}:{B_PORT}").as_str()),
+        "a replayed message must not move the endpoint: {peer:?}"
+    );
+    assert!(ping(&lab.a, B_TUN, 2));
+    assert_no_panic(&mut lab);
+}
+
+#[test]
+fn replayed_initiation_is_ignored() {
+    if !require_root_with(TOOLS) {
+        return;
+    }
+    let guard = TestGuard::new("replayed_initiation_is_ignored");
+    // Only B knows an endpoint: the handshake is B's initiation to A.
+    let opts = LabOptions {
+        b_knows_a: true,
+        ..LabOptions::default()
+    };
+    let mut lab = Lab::new(&guard, &opts);
+    let cap = Capture::start(
+        &lab.a,
+        &lab.link_ab.if_a,
+        "in",
+        &format!("udp and src port {B_PORT}"),
+    );
+    assert!(ping_until(&lab.b, A_TUN, Duration::from_secs(10)));
+    let pcap_dir = tempfile::tempdir().expect("tempdir");
+    let pcap = pcap_dir.path().join("init.pcap");
+    std::fs::copy(cap.file(), &pcap).expect("copy capture");
+    let captured = cap.stop();
+    assert_eq!(
+        captured.iter().filter(|p| p.wg_type() == Some(1)).count(),
+        1,
+        "one initiation from B"
+    );
+    let peer_before = lab.vpnd_a.peer(&lab.kb.public);
+    assert_eq!(peer_before.handshakes, 1, "{peer_before:?}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let silence = Capture::start(&lab.a, &lab.link_ah.if_a, "out", "");
+    let before = lab.vpnd_a.stats().drops;
+    let out = lab.hostile(
+        &[
+            "replay",
+            "--pcap",
+            &pcap.to_string_lossy(),
+            "--target",
+            &lab.a_target(),
+            "--type",
+            "1",
+            "--times",
+            "3",
+        ],
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let d = drop_deltas(&before, &lab.vpnd_a.stats().drops);
+    eprintln!("{}; drops: {d:?}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        d.get("handshake_replay").copied(),
+        Some(3),
+        "the same timestamp again is a replay: {d:?}"
+    );
+    assert!(
+        traffic(&silence.stop()).is_empty(),
+        "A answered a replayed initiation"
+    );
+    let peer = lab.vpnd_a.peer(&lab.kb.public);
+    assert_eq!(peer.handshakes, 1, "{peer:?}");
+    assert_eq!(peer.state, "online");
+    assert_eq!(peer.endpoint, peer_before.endpoint, "endpoint moved");
+    assert!(ping(&lab.a, B_TUN, 2) && ping(&lab.b, A_TUN, 2));
+    assert_no_panic(&mut lab);
+}
+
+#[test]
+fn key_compromise_impersonation_gets_nothing_through() {
+    if !require_root_with(TOOLS) {
+        return;
+    }
+    let guard = TestGuard::new("key_compromise_impersonation_gets_nothing_through");
+    let mut lab = Lab::new(&guard, &LabOptions::both_know());
+    wait_tunnel(&lab);
+    let sink = udp_sink(&lab.a, &format!("{A_TUN}:7001"));
+    let before_peer = lab.vpnd_a.peer(&lab.kb.public);
+    let before = lab.vpnd_a.stats().drops;
+    // The attacker holds A's private key (not B's) and claims to be B.
+    let out = lab.hostile(
+        &[
+            "kci",
+            "--target",
+            &lab.a_target(),
+            "--responder-private",
+            &lab.ka.private,
+            "--claim",
+            &lab.kb.public,
+            "--inner-src",
+            B_TUN,
+            "--inner-dst",
+            &format!("{A_TUN}:7001"),
+            "--packets",
+            "20",
+        ],
+        Duration::from_secs(60),
+    );
+    let f = fields(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    std::thread::sleep(Duration::from_millis(500));
+    let d = drop_deltas(&before, &lab.vpnd_a.stats().drops);
+    let after_peer = lab.vpnd_a.peer(&lab.kb.public);
+    eprintln!(
+        "drops: {d:?}\nendpoint of B at A after the forgery: {:?}",
+        after_peer.endpoint
+    );
+
+    // Noise IK's first message does not resist KCI: with A's key the initiation authenticates
+    // as B's and A answers it, like any WireGuard responder would.
+    assert_eq!(field(&f, "forged_initiation_authenticates"), 1);
+    assert_eq!(field(&f, "response_received"), 1, "{f:?}");
+    // But the response mixes in DH(e_A, S_B): without B's private key no guess authenticates
+    // it, and no key the attacker can derive gets a packet through.
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("response_authenticates 1"),
+        "the attacker completed the handshake"
+    );
+    let sent = field(&f, "transport_sent");
+    assert_eq!(sent, 60);
+    assert_eq!(
+        d.get("decrypt").copied(),
+        Some(sent),
+        "every forged transport message fails authentication: {d:?}"
+    );
+    assert!(received_seqs(&sink).is_empty() && !sink.stdout().contains("short"));
+    assert_eq!(
+        after_peer.handshakes, before_peer.handshakes,
+        "the forged handshake never completed"
+    );
+    assert_eq!(after_peer.state, "online");
+    // B's real session: B's traffic is accepted on the current keypair (and, authenticated,
+    // brings B's endpoint back), and A's traffic reaches B again.
+    assert!(ping(&lab.b, A_TUN, 3), "B's session broke");
+    assert!(ping(&lab.a, B_TUN, 3), "A cannot reach B any more");
+    assert_eq!(
+        lab.vpnd_a.peer(&lab.kb.public).handshakes,
+        before_peer.handshakes,
+        "B's session kept its keys"
+    );
+    assert_no_panic(&mut lab);
+}
+
+#[test]
+fn mismatched_preshared_key_sends_no_transport_data() {
+    if !require_root_with(TOOLS) {
+        return;
+    }
+    let guard = TestGuard::new("mismatched_preshared_key_sends_no_transport_data");
+    let (psk_a, psk_b) = (e2e::WgKeys::genpsk(), e2e::WgKeys::genpsk());
+    let opts = LabOptions {
+        psk: (Some(psk_a.clone()), Some(psk_b)),
+        ..LabOptions::both_know()
+    };
+    let mut lab = Lab::new(&guard, &opts);
+    let wire = Capture::start(&lab.a, &lab.link_ab.if_a, "inout", "udp");
+    let before_a = lab.vpnd_a.stats().drops;
+    let before_b = lab.b().stats().drops;
+    // Both sides have traffic for the other: each initiates, retries after 5 s.
+    let mut pa = background_ping(&lab.a, B_TUN, 32);
+    let mut pb = background_ping(&lab.b, A_TUN, 32);
+    let (_, ra) = ping_result(&mut pa);
+    let (_, rb) = ping_result(&mut pb);
+    let pkts = wire.stop();
+    assert_eq!(
+        (ra, rb),
+        (0, 0),
+        "a ping crossed with different preshared keys"
+    );
+    let count = |t: u32| pkts.iter().filter(|p| p.wg_type() == Some(t)).count();
+    eprintln!(
+        "on the wire: {} initiations, {} responses, {} cookie replies, {} transport",
+        count(1),
+        count(2),
+        count(3),
+        count(4)
+    );
+    assert!(count(1) >= 2 && count(2) >= 1, "the peers did talk");
+    assert_eq!(count(4), 0, "transport data was sent without a session");
+    for (who, v, before) in [("A", &lab.vpnd_a, &before_a), ("B", lab.b(), &before_b)] {
+        let peer = &v.show().peers[0];
+        assert_eq!(peer.handshakes, 0, "{who}: {peer:?}");
+        assert_ne!(peer.state, "online", "{who}: {peer:?}");
+        let d = drop_deltas(before, &v.stats().drops);
+        eprintln!("{who} drops: {d:?}");
+    }
+    let decrypt = |v: &e2e::vpnd::Vpnd, before| {
+        drop_deltas(before, &v.stats().drops)
+            .get("handshake_decrypt")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(
+        decrypt(&lab.vpnd_a, &before_a) + decrypt(lab.b(), &before_b) > 0,
+        "an initiator refused the response (the preshared key is only mixed in there)"
+    );
+
+    // Control: the same key on B, and the very same setup connects.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let psk_file = e2e::vpnd::write_config_file(dir.path(), "psk", &format!("{psk_a}\n"));
+    let out = e2e::run_with_timeout(
+        &mut lab
+            .b()
+            .vpnctl(["peer", "update", "a", "--preshared-key-file"])
+            .arg(&psk_file),
+        Duration::from_secs(20),
+    )
+    .expect("vpnctl");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        ping_until(&lab.a, B_TUN, Duration::from_secs(15)),
+        "equal preshared keys must connect"
+    );
+    assert_no_panic(&mut lab);
 }
