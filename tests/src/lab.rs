@@ -278,3 +278,47 @@ pub fn drop_deltas(
         .filter(|(_, d)| *d > 0)
         .collect()
 }
+
+/// Runs an iperf3 test: a one-off server bound to `bind` in `server`, and
+/// `iperf3 -c <bind> -J client_args...` in `client`; returns the client's JSON report.
+///
+/// # Panics
+/// If either side fails or the run exceeds `timeout`; with both outputs.
+pub fn iperf3(
+    server: &Netns,
+    bind: &str,
+    client: &Netns,
+    client_args: &[&str],
+    timeout: Duration,
+) -> serde_json::Value {
+    let srv = server.spawn(["iperf3", "-s", "-1", "-B", bind, "--forceflush"]);
+    if !srv.wait_for_output("listening", Duration::from_secs(10)) {
+        panic!("iperf3 server did not start\n{}", srv.logs());
+    }
+    let mut cmd = client.command(["iperf3", "-c", bind, "-J"]);
+    cmd.args(client_args);
+    let out = run_with_timeout(&mut cmd, timeout).unwrap_or_else(|e| panic!("{e}"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "iperf3 printed no JSON ({e}): {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            srv.logs()
+        )
+    });
+    if !out.status.success() || report.get("error").is_some() {
+        panic!(
+            "iperf3 failed: {}\n{}",
+            report.get("error").unwrap_or(&serde_json::Value::Null),
+            srv.logs()
+        );
+    }
+    report
+}
+
+/// The receiver's throughput in an iperf3 TCP report, bits per second.
+pub fn iperf3_received_bps(report: &serde_json::Value) -> f64 {
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no end.sum_received in {report}"))
+}
