@@ -675,8 +675,7 @@ fn mismatched_preshared_key_sends_no_transport_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let psk_file = e2e::vpnd::write_config_file(dir.path(), "psk", &format!("{psk_a}\n"));
     let out = e2e::run_with_timeout(
-        &mut lab
-            .b()
+        lab.b()
             .vpnctl(["peer", "update", "a", "--preshared-key-file"])
             .arg(&psk_file),
         Duration::from_secs(20),
