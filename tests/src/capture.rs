@@ -43,8 +43,11 @@ pub struct Packet {
     pub dst_port: Option<u16>,
     /// ICMP or ICMPv6 type.
     pub icmp_type: Option<u8>,
-    /// The UDP payload (empty for anything else).
+    /// The UDP payload (empty for anything else), as far as it was captured.
     pub payload: Vec<u8>,
+    /// The UDP payload length from the UDP header (the whole payload, even when the capture
+    /// was cut short by a snap length).
+    pub udp_len: usize,
 }
 
 impl Packet {
@@ -179,6 +182,7 @@ fn decode_frame(linktype: u32, frame: &[u8], ts: Duration) -> Option<Packet> {
         dst_port: None,
         icmp_type: None,
         payload: Vec::new(),
+        udp_len: 0,
     };
     let l4 = match ethertype {
         0x0800 if l3.len() >= 20 => {
@@ -211,8 +215,9 @@ fn decode_frame(linktype: u32, frame: &[u8], ts: Duration) -> Option<Packet> {
         PROTO_UDP if l4.len() >= 8 => {
             p.src_port = be16(l4, 0);
             p.dst_port = be16(l4, 2);
-            let len = usize::from(be16(l4, 4)?).clamp(8, l4.len());
-            p.payload = l4[8..len].to_vec();
+            let ulen = usize::from(be16(l4, 4)?).max(8);
+            p.udp_len = ulen - 8;
+            p.payload = l4[8..ulen.min(l4.len())].to_vec();
         }
         6 if l4.len() >= 4 => {
             p.src_port = be16(l4, 0);
@@ -241,11 +246,24 @@ impl Capture {
     /// # Panics
     /// If tcpdump exits or is not listening within 10 s.
     pub fn start(ns: &Netns, ifname: &str, direction: &str, filter: &str) -> Capture {
+        Capture::start_snaplen(ns, ifname, direction, filter, 0)
+    }
+
+    /// [`Capture::start`] keeping only the first `snaplen` bytes of each packet (0: all), for
+    /// long captures of bulk traffic.
+    pub fn start_snaplen(
+        ns: &Netns,
+        ifname: &str,
+        direction: &str,
+        filter: &str,
+        snaplen: u32,
+    ) -> Capture {
         let dir = tempfile::Builder::new()
             .prefix("vpnt-pcap-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
         let file = dir.path().join("capture.pcap");
+        let snaplen_arg = snaplen.to_string();
         let mut args: Vec<String> = [
             "tcpdump",
             "-i",
@@ -260,7 +278,7 @@ impl Capture {
             "-Z",
             "root",
             "-s",
-            "0",
+            &snaplen_arg,
             "-B",
             "8192",
             "-Q",
@@ -380,6 +398,7 @@ mod tests {
         assert_eq!(p.dst_port, Some(51821));
         assert_eq!(p.src_port, Some(51820));
         assert_eq!(p.payload, vec![4, 0, 0, 0, 9, 9]);
+        assert_eq!(p.udp_len, 6);
         assert_eq!(p.wg_type(), Some(4));
         assert!(!p.is_link_housekeeping());
         assert!(pkts[1].is_link_housekeeping());
