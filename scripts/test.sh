@@ -11,7 +11,9 @@
 #   4. cargo test --workspace      (CI=1: e2e tests fail instead of skipping when
 #                                   root or tools are missing; VPN_E2E_BIN_DIR
 #                                   points at the binaries built in step 3)
-#   5. scripts/demo.sh             (the two-peer demo, as a smoke test)
+#   5. scripts/fuzz 10             (every fuzz target of protocol/fuzz and daemon/fuzz for
+#                                   10 s; FUZZ_CI_SECONDS changes it, 0 skips the step)
+#   6. scripts/demo.sh             (the two-peer demo, as a smoke test)
 #
 # and prints how long each step took. Runs from any directory.
 #
@@ -23,7 +25,7 @@ cd "$REPO"
 
 case "${1:-}" in
     "") ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument: $1 (try --help)" >&2; exit 64 ;;
 esac
 
@@ -168,4 +170,10 @@ step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --workspace --bins (and a fault-injection vpnd for the supervision tests)" build_bins
 step "cargo test --workspace" run_tests
+fuzz_seconds="${FUZZ_CI_SECONDS:-10}"
+if [[ "$fuzz_seconds" != 0 ]]; then
+    # Crashing inputs are kept in <crate>/fuzz/regressions/ (and the step fails): commit them
+    # with the fix, and `cargo test` replays them from then on.
+    step "scripts/fuzz $fuzz_seconds (every fuzz target, bounded)" scripts/fuzz "$fuzz_seconds"
+fi
 step "scripts/demo.sh (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh

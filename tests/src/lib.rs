@@ -55,7 +55,10 @@
 //! // Everything is killed and deleted when `daemon`, `a`, `b` and `guard` drop.
 //! ```
 
+pub mod capture;
+pub mod hostile;
 pub mod iperf;
+pub mod lab;
 mod netns;
 pub mod pattern;
 mod process;
@@ -74,7 +77,7 @@ use std::time::{Duration, Instant};
 
 pub use netns::{Netns, TestGuard, VethPair, NETNS_PREFIX};
 pub use process::Proc;
-pub use traffic::{ping, ping_until, tcp_transfer, tcp_transfer_timeout};
+pub use traffic::{ping, ping_until, tcp_transfer, tcp_transfer_paced, tcp_transfer_timeout};
 pub use wg::{WgDump, WgKeys, WgPeerDump, WireguardGo};
 
 /// Default deadline for one short command run by the harness (`ip`, `wg`, ...).

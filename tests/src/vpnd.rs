@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
+pub use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult, StatsResult};
 
 use crate::{
     cargo_binary, command, run_with_timeout, wait_until, Netns, Proc, WgKeys, WireguardGo,
@@ -130,6 +130,8 @@ pub struct VpndConfig {
     /// `control.socket`; `None` lets [`Vpnd::spawn`] put it in the daemon's
     /// private temporary directory.
     pub socket: Option<PathBuf>,
+    /// `interface.rekey_after_bytes`; `None` leaves the default (1 GiB).
+    pub rekey_after_bytes: Option<u64>,
     /// `peers`.
     pub peers: Vec<PeerConfig>,
 }
@@ -146,8 +148,15 @@ impl VpndConfig {
             addresses: Vec::new(),
             mtu: None,
             socket: None,
+            rekey_after_bytes: None,
             peers: Vec::new(),
         }
+    }
+
+    /// Sets `interface.rekey_after_bytes`.
+    pub fn rekey_after_bytes(mut self, bytes: u64) -> VpndConfig {
+        self.rekey_after_bytes = Some(bytes);
+        self
     }
 
     /// Sets `interface.listen_port`.
@@ -199,6 +208,9 @@ impl VpndConfig {
         let _ = writeln!(y, "  addresses: {}", list(&self.addresses));
         if let Some(mtu) = self.mtu {
             let _ = writeln!(y, "  mtu: {mtu}");
+        }
+        if let Some(bytes) = self.rekey_after_bytes {
+            let _ = writeln!(y, "  rekey_after_bytes: {bytes}");
         }
         if let Some(socket) = &self.socket {
             let _ = writeln!(
@@ -536,6 +548,44 @@ impl Vpnd {
             .unwrap_or_else(|| panic!("no peer {public_key} in {show:#?}"))
     }
 
+    /// `vpnctl stats --json`, parsed: drop counters, handshake queue depth, under-load state.
+    ///
+    /// # Panics
+    /// If `vpnctl` fails or prints something else; with the daemon's logs.
+    pub fn stats(&self) -> StatsResult {
+        let mut cmd = self.vpnctl(["stats", "--json"]);
+        let out = run_with_timeout(&mut cmd, VPNCTL_TIMEOUT)
+            .unwrap_or_else(|e| panic!("vpnctl stats: {e}\n{}", self.proc.logs()));
+        if !out.status.success() {
+            panic!(
+                "vpnctl stats failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.proc.logs()
+            );
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vpnctl stats --json printed no StatsResult ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Memory and CPU use of the daemon process, from `/proc/<pid>/status` and
+    /// `/proc/<pid>/stat`.
+    ///
+    /// # Panics
+    /// If the process is gone.
+    pub fn usage(&self) -> ProcUsage {
+        ProcUsage::of(self.proc.pid()).unwrap_or_else(|| {
+            panic!(
+                "vpnd (pid {}) is gone\n{}",
+                self.proc.pid(),
+                self.proc.logs()
+            )
+        })
+    }
+
     /// The interface's drop counter for `reason` (0 if never counted).
     pub fn drops(&self, reason: &str) -> u64 {
         self.show()
@@ -584,6 +634,49 @@ impl Vpnd {
         self.wait_peer(public_key, timeout, &format!("state {state:?}"), |p| {
             p.state == state
         })
+    }
+}
+
+/// Memory and CPU use of a process at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// Resident set size (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Peak resident set size (`VmHWM`), KiB.
+    pub hwm_kib: u64,
+    /// User plus system CPU time, in clock ticks (`utime + stime` of `/proc/<pid>/stat`).
+    pub cpu_ticks: u64,
+}
+
+impl ProcUsage {
+    /// Reads the figures of process `pid`; `None` if it does not exist.
+    pub fn of(pid: u32) -> Option<ProcUsage> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = f.get(11)?.parse().ok()?;
+        let stime: u64 = f.get(12)?.parse().ok()?;
+        Some(ProcUsage {
+            rss_kib: kib("VmRSS:")?,
+            hwm_kib: kib("VmHWM:")?,
+            cpu_ticks: utime + stime,
+        })
+    }
+
+    /// CPU seconds between `earlier` and `self` (clock ticks of 1/100 s, as on Linux).
+    pub fn cpu_seconds_since(&self, earlier: &ProcUsage) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64 / hz
     }
 }
 
