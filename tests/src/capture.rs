@@ -52,9 +52,13 @@ pub struct Packet {
 
 impl Packet {
     /// Whether this is neighbour discovery or ARP (link housekeeping, not traffic): ARP, or
-    /// ICMPv6 router/neighbour solicitation/advertisement, redirect, or an MLD report.
+    /// ICMPv6 router/neighbour solicitation/advertisement, redirect, or an MLD report; also
+    /// anything the kernel sends to link-local multicast (`ff02::/16`: MLD reports carry a
+    /// hop-by-hop header this parser does not walk), where vpnd never sends.
     pub fn is_link_housekeeping(&self) -> bool {
+        let link_multicast = matches!(self.dst, Some(IpAddr::V6(a)) if a.segments()[0] == 0xff02);
         self.ethertype == 0x0806
+            || link_multicast
             || (self.proto == PROTO_ICMPV6 && matches!(self.icmp_type, Some(130..=137) | Some(143)))
     }
 

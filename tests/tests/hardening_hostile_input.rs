@@ -530,9 +530,11 @@ fn replayed_initiation_is_ignored() {
         Some(3),
         "the same timestamp again is a replay: {d:?}"
     );
+    let answered = traffic(&silence.stop());
     assert!(
-        traffic(&silence.stop()).is_empty(),
-        "A answered a replayed initiation"
+        answered.is_empty(),
+        "A answered a replayed initiation:\n{}",
+        answered.join("\n")
     );
     let peer = lab.vpnd_a.peer(&lab.kb.public);
     assert_eq!(peer.handshakes, 1, "{peer:?}");
