@@ -387,6 +387,16 @@ fn replayed_transport_never_reaches_the_tun() {
     let guard = TestGuard::new("replayed_transport_never_reaches_the_tun");
     let mut lab = Lab::new(&guard, &LabOptions::both_know());
     wait_tunnel(&lab);
+    // With UDP GSO, B's vpnd may hand its veth a super-packet of several datagrams, which the
+    // capture sees unsegmented. Without the feature on the link the kernel splits them before
+    // the veth, so the capture holds every datagram as it crossed the wire; vpnd is unchanged.
+    lab.b.exec_ok([
+        "ethtool",
+        "-K",
+        lab.link_ab.if_b.as_str(),
+        "tx-udp-segmentation",
+        "off",
+    ]);
     const N: u64 = 200;
     let sink = udp_sink(&lab.a, &format!("{A_TUN}:7000"));
     let cap = Capture::start(
