@@ -11,7 +11,9 @@
 #   4. cargo test --workspace      (CI=1: e2e tests fail instead of skipping when
 #                                   root or tools are missing; VPN_E2E_BIN_DIR
 #                                   points at the binaries built in step 3)
-#   5. scripts/demo.sh             (the two-peer demo, as a smoke test)
+#   5. scripts/fuzz 10             (every fuzz target of protocol/fuzz and daemon/fuzz for
+#                                   10 s; FUZZ_CI_SECONDS changes it, 0 skips the step)
+#   6. scripts/demo.sh             (the two-peer demo, as a smoke test)
 #
 # and prints how long each step took. Runs from any directory.
 #
@@ -23,7 +25,7 @@ cd "$REPO"
 
 case "${1:-}" in
     "") ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument: $1 (try --help)" >&2; exit 64 ;;
 esac
 
@@ -122,16 +124,43 @@ EOF
         fi
         rustup component add "${missing[@]}"
     fi
+    # A fresh clone builds everything once: incremental caches would only cost disk.
+    export CARGO_INCREMENTAL=0
+    # The build and test artifacts need a few GiB; say so up front when the disk is short.
+    local avail_kib
+    avail_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+    echo "    free disk here: $((avail_kib / 1024)) MiB"
+    if [[ $avail_kib -lt $((4 * 1024 * 1024)) ]]; then
+        echo "test.sh: warning: less than 4 GiB free; the build may run out of disk" >&2
+    fi
     cargo --version
     cargo fmt --version
     cargo clippy --version
 }
 
+target_dir() {
+    cargo metadata --format-version 1 --no-deps | jq -r .target_directory
+}
+
+# The supervision tests need a vpnd with the test-only `fault-injection` feature. Building it
+# in the same target directory shares every dependency with the normal build (only the vpnd
+# crate is compiled twice); it is copied aside, then the normal build puts back target/debug/vpnd.
+build_bins() {
+    local dir
+    dir="$(target_dir)/debug"
+    cargo build -p vpnd --bin vpnd --features fault-injection
+    cp "$dir/vpnd" "$dir/vpnd-fault-injection"
+    # cargo re-links target/debug/vpnd from the normal build only if the file is missing.
+    rm -f "$dir/vpnd"
+    cargo build --workspace --bins
+}
+
 run_tests() {
-    local target_dir
-    target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
-    export VPN_E2E_BIN_DIR="$target_dir/debug"
-    echo "    CI=1 VPN_E2E_BIN_DIR=$VPN_E2E_BIN_DIR"
+    local dir
+    dir="$(target_dir)/debug"
+    export VPN_E2E_BIN_DIR="$dir"
+    export VPN_E2E_FAULT_VPND="$dir/vpnd-fault-injection"
+    echo "    CI=1 VPN_E2E_BIN_DIR=$VPN_E2E_BIN_DIR VPN_E2E_FAULT_VPND=$VPN_E2E_FAULT_VPND"
     CI=1 cargo test --workspace
 }
 
@@ -139,6 +168,12 @@ step "setup: clean leftover test namespaces, install dependencies" setup
 step "cargo fmt --all --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
-step "cargo build --workspace --bins" cargo build --workspace --bins
+step "cargo build --workspace --bins (and a fault-injection vpnd for the supervision tests)" build_bins
 step "cargo test --workspace" run_tests
+fuzz_seconds="${FUZZ_CI_SECONDS:-10}"
+if [[ "$fuzz_seconds" != 0 ]]; then
+    # Crashing inputs are kept in <crate>/fuzz/regressions/ (and the step fails): commit them
+    # with the fix, and `cargo test` replays them from then on.
+    step "scripts/fuzz $fuzz_seconds (every fuzz target, bounded)" scripts/fuzz "$fuzz_seconds"
+fi
 step "scripts/demo.sh (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh

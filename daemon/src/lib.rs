@@ -23,7 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Environment variable that divides every protocol timer (tests only; see docs/operations.md).
+/// Environment variable that divides every protocol timer (tests only; see
+/// docs/configuration.md, "the test-only timer divisor").
 pub const TIMER_DIVISOR_ENV: &str = "VPND_TEST_TIMER_DIVISOR";
 
 /// Why the daemon could not run.

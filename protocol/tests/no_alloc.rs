@@ -18,7 +18,6 @@ use protocol::noise::peer::{Decapsulated, Encapsulated, Peer, PeerSettings};
 use sim::{ip_packet, Side, Sim};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Round trips counted per scenario.
@@ -26,21 +25,22 @@ const ROUNDS: usize = 10_000;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
+// Both per thread: tests run concurrently, and one test's allocations must not show up in
+// another's count.
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 fn note() {
     // `try_with`: the allocator may run while this thread's locals are being torn down.
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
     }
 }
 
-// SAFETY: every method forwards to the system allocator unchanged; counting touches only an
-// atomic and a const-initialised thread-local, neither of which allocates.
+// SAFETY: every method forwards to the system allocator unchanged; counting touches only
+// const-initialised thread-locals, which do not allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
@@ -68,11 +68,11 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations made by this thread while running `f`.
 fn allocations_in(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 #[test]

@@ -24,12 +24,17 @@
 //! As root on Debian 12: `scripts/install-deps.sh`, then
 //! `cargo test -p e2e`. Tests that start workspace binaries (`vpnd`,
 //! `vpnctl`) find them with [`find_binary`], so build those first
-//! (`cargo build --workspace --bins`). After a test binary was killed,
+//! (`cargo build --workspace --bins`). The supervision test also needs a
+//! `vpnd` built with the test-only feature `fault-injection`; it builds one
+//! into `<target>/fault` itself unless `VPN_E2E_FAULT_VPND` names one (see
+//! [`vpnd::fault_injection_vpnd`]). After a test binary was killed,
 //! `scripts/cleanup-test-netns.sh` removes its leftover namespaces.
 //!
 //! Tests of `vpnd` itself use the [`vpnd`] module: it writes a
 //! configuration from parameters, starts the daemon in a namespace, waits
 //! until its control socket answers and reads `vpnctl show --json`.
+//! [`iperf`] runs a paced, interval-measured TCP stream for "never stalled"
+//! checks, and [`rpc`] sends raw JSON-RPC requests to a control socket.
 //!
 //! Helpers panic with full context (command line, stdout, stderr, logs)
 //! instead of returning errors: a harness failure is a test failure.
@@ -50,9 +55,14 @@
 //! // Everything is killed and deleted when `daemon`, `a`, `b` and `guard` drop.
 //! ```
 
+pub mod capture;
+pub mod hostile;
+pub mod iperf;
+pub mod lab;
 mod netns;
 pub mod pattern;
 mod process;
+pub mod rpc;
 mod traffic;
 pub mod vpnd;
 mod wg;
@@ -67,7 +77,7 @@ use std::time::{Duration, Instant};
 
 pub use netns::{Netns, TestGuard, VethPair, NETNS_PREFIX};
 pub use process::Proc;
-pub use traffic::{ping, ping_until, tcp_transfer, tcp_transfer_timeout};
+pub use traffic::{ping, ping_until, tcp_transfer, tcp_transfer_paced, tcp_transfer_timeout};
 pub use wg::{WgDump, WgKeys, WgPeerDump, WireguardGo};
 
 /// Default deadline for one short command run by the harness (`ip`, `wg`, ...).

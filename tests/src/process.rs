@@ -127,6 +127,27 @@ impl Proc {
         self.status
     }
 
+    /// Sets the nice value of every thread of every process in the
+    /// process's group (`setpriority(PRIO_PGRP)`); threads created later
+    /// inherit it. Tests that time traffic (a "never stalled" check) give
+    /// the processes under test a negative value, so that unrelated load
+    /// on a shared machine does not starve them into a false stall.
+    ///
+    /// Fails with `ESRCH` once the process has exited and been reaped.
+    pub fn set_nice(&mut self, nice: i32) -> io::Result<()> {
+        if self.try_status().is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        // The child leads its own process group (see `spawn`), whose ID is its PID.
+        let pgid = libc::id_t::from(self.pid());
+        // SAFETY: setpriority has no memory-safety preconditions.
+        if unsafe { libc::setpriority(libc::PRIO_PGRP, pgid, nice) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.try_status().is_none()

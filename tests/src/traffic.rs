@@ -69,6 +69,22 @@ pub fn tcp_transfer_timeout(
     bytes: u64,
     timeout: Duration,
 ) -> (String, String) {
+    tcp_transfer_paced(from, to, dst_addr, bytes, None, timeout)
+}
+
+/// [`tcp_transfer_timeout`] with the sender writing at most `rate` bytes per second on
+/// average (`None`: as fast as it can).
+///
+/// # Panics
+/// As [`tcp_transfer_timeout`].
+pub fn tcp_transfer_paced(
+    from: &Netns,
+    to: &Netns,
+    dst_addr: &str,
+    bytes: u64,
+    rate: Option<u64>,
+    timeout: Duration,
+) -> (String, String) {
     let ip: IpAddr = dst_addr
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -104,18 +120,23 @@ pub fn tcp_transfer_timeout(
     };
 
     let seed = SEED.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id()) << 32;
-    let mut sender = from.spawn([
-        helper.as_os_str(),
-        "send".as_ref(),
-        "--connect".as_ref(),
-        SocketAddr::new(ip, port).to_string().as_ref(),
-        "--bytes".as_ref(),
-        bytes.to_string().as_ref(),
-        "--seed".as_ref(),
-        seed.to_string().as_ref(),
-        "--timeout".as_ref(),
-        secs.as_ref(),
-    ]);
+    let mut args: Vec<std::ffi::OsString> = vec![
+        helper.clone().into_os_string(),
+        "send".into(),
+        "--connect".into(),
+        SocketAddr::new(ip, port).to_string().into(),
+        "--bytes".into(),
+        bytes.to_string().into(),
+        "--seed".into(),
+        seed.to_string().into(),
+        "--timeout".into(),
+        secs.clone().into(),
+    ];
+    if let Some(rate) = rate {
+        args.push("--rate".into());
+        args.push(rate.to_string().into());
+    }
+    let mut sender = from.spawn(&args);
 
     let left = || deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(2);
     let sent = sender.wait_exit(left());

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-pub use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
+pub use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult, StatsResult};
 
 use crate::{
     cargo_binary, command, run_with_timeout, wait_until, Netns, Proc, WgKeys, WireguardGo,
@@ -130,6 +130,8 @@ pub struct VpndConfig {
     /// `control.socket`; `None` lets [`Vpnd::spawn`] put it in the daemon's
     /// private temporary directory.
     pub socket: Option<PathBuf>,
+    /// `interface.rekey_after_bytes`; `None` leaves the default (1 GiB).
+    pub rekey_after_bytes: Option<u64>,
     /// `peers`.
     pub peers: Vec<PeerConfig>,
 }
@@ -146,8 +148,15 @@ impl VpndConfig {
             addresses: Vec::new(),
             mtu: None,
             socket: None,
+            rekey_after_bytes: None,
             peers: Vec::new(),
         }
+    }
+
+    /// Sets `interface.rekey_after_bytes`.
+    pub fn rekey_after_bytes(mut self, bytes: u64) -> VpndConfig {
+        self.rekey_after_bytes = Some(bytes);
+        self
     }
 
     /// Sets `interface.listen_port`.
@@ -199,6 +208,9 @@ impl VpndConfig {
         let _ = writeln!(y, "  addresses: {}", list(&self.addresses));
         if let Some(mtu) = self.mtu {
             let _ = writeln!(y, "  mtu: {mtu}");
+        }
+        if let Some(bytes) = self.rekey_after_bytes {
+            let _ = writeln!(y, "  rekey_after_bytes: {bytes}");
         }
         if let Some(socket) = &self.socket {
             let _ = writeln!(
@@ -308,6 +320,7 @@ pub struct Vpnd {
     config_path: PathBuf,
     socket: PathBuf,
     env: Vec<(String, String)>,
+    binary: PathBuf,
     // Declared last: removed after the process has been stopped.
     _dir: TempDir,
 }
@@ -341,6 +354,23 @@ impl Vpnd {
 
     /// [`Vpnd::spawn`] with extra environment variables for the daemon.
     pub fn spawn_with_env(ns: &Netns, config: &VpndConfig, env: &[(&str, &str)]) -> Vpnd {
+        Vpnd::spawn_binary(&cargo_binary("vpnd"), ns, config, env)
+    }
+
+    /// [`Vpnd::start_with_env`] with another `vpnd` executable, such as the
+    /// one [`fault_injection_vpnd`] builds.
+    pub fn start_binary(
+        binary: &Path,
+        ns: &Netns,
+        config: &VpndConfig,
+        env: &[(&str, &str)],
+    ) -> Vpnd {
+        let mut vpnd = Vpnd::spawn_binary(binary, ns, config, env);
+        vpnd.wait_ready(START_TIMEOUT);
+        vpnd
+    }
+
+    fn spawn_binary(binary: &Path, ns: &Netns, config: &VpndConfig, env: &[(&str, &str)]) -> Vpnd {
         let dir = tempfile::Builder::new()
             .prefix("vpnt-vpnd-")
             .tempdir()
@@ -351,7 +381,7 @@ impl Vpnd {
             .get_or_insert_with(|| dir.path().join("control.sock"))
             .clone();
         let config_path = write_config_file(dir.path(), "vpnd.yaml", &config.to_yaml());
-        let proc = spawn_proc(ns, &config.ifname, &config_path, env);
+        let proc = spawn_proc(binary, ns, &config.ifname, &config_path, env);
         Vpnd {
             proc,
             netns: ns.name().to_owned(),
@@ -362,6 +392,7 @@ impl Vpnd {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            binary: binary.to_path_buf(),
             _dir: dir,
         }
     }
@@ -385,7 +416,7 @@ impl Vpnd {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.proc = spawn_proc(ns, &self.ifname, &self.config_path, &env);
+        self.proc = spawn_proc(&self.binary, ns, &self.ifname, &self.config_path, &env);
         self.wait_ready(START_TIMEOUT);
     }
 
@@ -517,6 +548,44 @@ impl Vpnd {
             .unwrap_or_else(|| panic!("no peer {public_key} in {show:#?}"))
     }
 
+    /// `vpnctl stats --json`, parsed: drop counters, handshake queue depth, under-load state.
+    ///
+    /// # Panics
+    /// If `vpnctl` fails or prints something else; with the daemon's logs.
+    pub fn stats(&self) -> StatsResult {
+        let mut cmd = self.vpnctl(["stats", "--json"]);
+        let out = run_with_timeout(&mut cmd, VPNCTL_TIMEOUT)
+            .unwrap_or_else(|e| panic!("vpnctl stats: {e}\n{}", self.proc.logs()));
+        if !out.status.success() {
+            panic!(
+                "vpnctl stats failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.proc.logs()
+            );
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vpnctl stats --json printed no StatsResult ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Memory and CPU use of the daemon process, from `/proc/<pid>/status` and
+    /// `/proc/<pid>/stat`.
+    ///
+    /// # Panics
+    /// If the process is gone.
+    pub fn usage(&self) -> ProcUsage {
+        ProcUsage::of(self.proc.pid()).unwrap_or_else(|| {
+            panic!(
+                "vpnd (pid {}) is gone\n{}",
+                self.proc.pid(),
+                self.proc.logs()
+            )
+        })
+    }
+
     /// The interface's drop counter for `reason` (0 if never counted).
     pub fn drops(&self, reason: &str) -> u64 {
         self.show()
@@ -568,6 +637,49 @@ impl Vpnd {
     }
 }
 
+/// Memory and CPU use of a process at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// Resident set size (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Peak resident set size (`VmHWM`), KiB.
+    pub hwm_kib: u64,
+    /// User plus system CPU time, in clock ticks (`utime + stime` of `/proc/<pid>/stat`).
+    pub cpu_ticks: u64,
+}
+
+impl ProcUsage {
+    /// Reads the figures of process `pid`; `None` if it does not exist.
+    pub fn of(pid: u32) -> Option<ProcUsage> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = f.get(11)?.parse().ok()?;
+        let stime: u64 = f.get(12)?.parse().ok()?;
+        Some(ProcUsage {
+            rss_kib: kib("VmRSS:")?,
+            hwm_kib: kib("VmHWM:")?,
+            cpu_ticks: utime + stime,
+        })
+    }
+
+    /// CPU seconds between `earlier` and `self` (clock ticks of 1/100 s, as on Linux).
+    pub fn cpu_seconds_since(&self, earlier: &ProcUsage) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64 / hz
+    }
+}
+
 /// The `sh -c` script that gives a process a private mount namespace with an empty tmpfs on
 /// `/run` and then execs `"$0" "$@"` (run under `unshare --mount --propagation private`).
 ///
@@ -577,7 +689,13 @@ impl Vpnd {
 pub const PRIVATE_RUN_SCRIPT: &str =
     "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"";
 
-fn spawn_proc(ns: &Netns, ifname: &str, config: &Path, env: &[(&str, &str)]) -> Proc {
+fn spawn_proc(
+    binary: &Path,
+    ns: &Netns,
+    ifname: &str,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> Proc {
     let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
     // `ip netns exec`, `unshare` and `sh` all exec in place: the PID is vpnd's.
     let mut cmd = ns.command([
@@ -589,7 +707,7 @@ fn spawn_proc(ns: &Netns, ifname: &str, config: &Path, env: &[(&str, &str)]) -> 
         "-c",
         PRIVATE_RUN_SCRIPT,
     ]);
-    cmd.arg(cargo_binary("vpnd"))
+    cmd.arg(binary)
         .arg("--config")
         .arg(config)
         .args(["--log-level", &level]);
@@ -660,6 +778,80 @@ where
     ]);
     cmd.arg(cargo_binary("vpnd")).args(args);
     run_with_timeout(&mut cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Environment variable naming a `vpnd` executable built with
+/// `--features fault-injection`; when unset, [`fault_injection_vpnd`]
+/// builds one.
+pub const FAULT_VPND_ENV: &str = "VPN_E2E_FAULT_VPND";
+
+/// How long building the fault-injection `vpnd` may take (the first build
+/// in a fresh target directory compiles every dependency).
+const FAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// A `vpnd` built with the test-only cargo feature `fault-injection` (it
+/// adds the `debug.panic_peer` JSON-RPC method). Release packages never
+/// enable that feature, so it is never the binary the other tests run.
+///
+/// `$VPN_E2E_FAULT_VPND` names a prebuilt one. Otherwise it is built once
+/// per test process with
+/// `cargo build -p vpnd --features fault-injection --target-dir <target>/fault`,
+/// where `<target>` is `$CARGO_TARGET_DIR` or the target directory holding
+/// the running test executable. A target directory of its own keeps the
+/// normal `target/debug/vpnd` untouched and lets cargo rebuild only what
+/// changed; the binary is `<target>/fault/debug/vpnd`.
+///
+/// # Panics
+/// If the build fails or takes longer than 45 minutes; with cargo's output.
+pub fn fault_injection_vpnd() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = std::env::var_os(FAULT_VPND_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    BUILT
+        .get_or_init(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    // <target>/<profile>/deps/<test executable>
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+                })
+                .expect("cannot tell where the cargo target directory is");
+            let target = target.join("fault");
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the e2e crate lives in the workspace")
+                .join("Cargo.toml");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.arg("build")
+                .arg("--manifest-path")
+                .arg(&workspace)
+                .args([
+                    "-p",
+                    "vpnd",
+                    "--bin",
+                    "vpnd",
+                    "--features",
+                    "fault-injection",
+                ])
+                .arg("--target-dir")
+                .arg(&target);
+            eprintln!(
+                "e2e: building vpnd with fault injection: {}",
+                crate::command_line(&cmd)
+            );
+            let out =
+                run_with_timeout(&mut cmd, FAULT_BUILD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+            crate::check_output(&cmd, &out);
+            let binary = target.join("debug").join("vpnd");
+            assert!(binary.is_file(), "cargo built no {}", binary.display());
+            binary
+        })
+        .clone()
 }
 
 /// Whether interface `ifname` exists in `ns` (`ip link show dev`).

@@ -11,6 +11,9 @@
 //!   both ways for both families without any fragment being created on
 //!   either host, and one byte more fails with "message too long" instead
 //!   of being fragmented or truncated.
+//!
+//! Every case runs with the data plane's offloads (TUN TSO/GRO, UDP GSO/GRO) on, with them
+//! off (`VPND_DISABLE_OFFLOAD=1`), and with one side on and the other off.
 
 use std::time::Duration;
 
@@ -81,7 +84,25 @@ fn ping_df(ns: &Netns, dst: &str, size: u32) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn vpnd_pair(test: &str, underlay: Underlay) {
+/// Offloads of the two daemons.
+#[derive(Clone, Copy, Debug)]
+enum Offload {
+    On,
+    Off,
+    /// A with offloads, B without.
+    Mixed,
+}
+
+/// The environment that gives a daemon its offload setting.
+fn offload_env(on: bool) -> &'static [(&'static str, &'static str)] {
+    if on {
+        &[]
+    } else {
+        &[("VPND_DISABLE_OFFLOAD", "1")]
+    }
+}
+
+fn vpnd_pair(test: &str, underlay: Underlay, offload: Offload) {
     if !require_root_with(&["wg"]) {
         return;
     }
@@ -125,8 +146,13 @@ fn vpnd_pair(test: &str, underlay: Underlay) {
                 .name("a")
                 .endpoint(ep_a),
         );
-    let va = Vpnd::start(&a, &config_a);
-    let vb = Vpnd::start(&b, &config_b);
+    let (on_a, on_b) = match offload {
+        Offload::On => (true, true),
+        Offload::Off => (false, false),
+        Offload::Mixed => (true, false),
+    };
+    let va = Vpnd::start_with_env(&a, &config_a, offload_env(on_a));
+    let vb = Vpnd::start_with_env(&b, &config_b, offload_env(on_b));
 
     assert!(
         ping_until(&a, "10.10.0.2", Duration::from_secs(10)),
@@ -211,10 +237,25 @@ fn vpnd_pair(test: &str, underlay: Underlay) {
 
 #[test]
 fn vpnd_pair_over_ipv4_underlay() {
-    vpnd_pair("vpnd_pair_over_ipv4_underlay", Underlay::V4);
+    vpnd_pair("vpnd_pair_over_ipv4_underlay", Underlay::V4, Offload::On);
 }
 
 #[test]
 fn vpnd_pair_over_ipv6_underlay() {
-    vpnd_pair("vpnd_pair_over_ipv6_underlay", Underlay::V6);
+    vpnd_pair("vpnd_pair_over_ipv6_underlay", Underlay::V6, Offload::On);
+}
+
+#[test]
+fn vpnd_pair_over_ipv4_underlay_without_offload() {
+    vpnd_pair("vpnd_pair_ipv4_no_offload", Underlay::V4, Offload::Off);
+}
+
+#[test]
+fn vpnd_pair_over_ipv6_underlay_without_offload() {
+    vpnd_pair("vpnd_pair_ipv6_no_offload", Underlay::V6, Offload::Off);
+}
+
+#[test]
+fn vpnd_pair_with_offload_on_one_side_only() {
+    vpnd_pair("vpnd_pair_mixed_offload", Underlay::V4, Offload::Mixed);
 }

@@ -53,6 +53,18 @@ fn setup(
     psk_a: Option<&str>,
     psk_b: Option<&str>,
 ) -> Setup {
+    setup_with_offload(guard, v6, initiator, psk_a, psk_b, true)
+}
+
+/// [`setup`], with vpnd's data-plane offloads on or off (`VPND_DISABLE_OFFLOAD=1`).
+fn setup_with_offload(
+    guard: &TestGuard,
+    v6: bool,
+    initiator: Initiator,
+    psk_a: Option<&str>,
+    psk_b: Option<&str>,
+    offload: bool,
+) -> Setup {
     let a = guard.netns();
     let b = guard.netns();
     let _veth = VethPair::link(
@@ -84,12 +96,18 @@ fn setup(
     let wg = WireguardGo::start(&b, "wg0");
     wg.wg_setconf(&wg_setconf_text(&kb, 51821, &[peer_a]));
     wg.configure_ip(&["10.10.0.2/24", "fd10::2/64"], 1420);
-    let vpnd = Vpnd::start(
+    let env: &[(&str, &str)] = if offload {
+        &[]
+    } else {
+        &[("VPND_DISABLE_OFFLOAD", "1")]
+    };
+    let vpnd = Vpnd::start_with_env(
         &a,
         &VpndConfig::new("vpn0", &ka)
             .listen_port(51820)
             .addresses(&["10.10.0.1/24", "fd10::1/64"])
             .peer(peer_b),
+        env,
     );
     Setup {
         vpnd,
@@ -139,11 +157,20 @@ fn traffic_both_ways(s: &Setup) {
 
 #[test]
 fn vpnd_initiates_to_wireguard_go() {
+    vpnd_initiates("vpnd_initiates_to_wireguard_go", true);
+}
+
+#[test]
+fn vpnd_initiates_to_wireguard_go_without_offload() {
+    vpnd_initiates("vpnd_initiates_wggo_no_offload", false);
+}
+
+fn vpnd_initiates(test: &str, offload: bool) {
     if !require_wireguard_go() {
         return;
     }
-    let guard = TestGuard::new("vpnd_initiates_to_wireguard_go");
-    let s = setup(&guard, false, Initiator::Vpnd, None, None);
+    let guard = TestGuard::new(test);
+    let s = setup_with_offload(&guard, false, Initiator::Vpnd, None, None, offload);
     let before = s.wg.dump();
     let before = before
         .peer(&s.ka.public)
@@ -178,11 +205,20 @@ fn vpnd_initiates_to_wireguard_go() {
 
 #[test]
 fn vpnd_responds_to_wireguard_go() {
+    vpnd_responds("vpnd_responds_to_wireguard_go", true);
+}
+
+#[test]
+fn vpnd_responds_to_wireguard_go_without_offload() {
+    vpnd_responds("vpnd_responds_wggo_no_offload", false);
+}
+
+fn vpnd_responds(test: &str, offload: bool) {
     if !require_wireguard_go() {
         return;
     }
-    let guard = TestGuard::new("vpnd_responds_to_wireguard_go");
-    let s = setup(&guard, true, Initiator::WireguardGo, None, None);
+    let guard = TestGuard::new(test);
+    let s = setup_with_offload(&guard, true, Initiator::WireguardGo, None, None, offload);
     let before = s.vpnd.peer(&s.kb.public);
     assert_eq!(
         before.endpoint, None,

@@ -166,9 +166,18 @@ impl Actor for PeerActor {
             None => None,
         };
         let handle = build_handle(&args.dp, &args.config, endpoint, args.seed);
-        args.dp
+        let replaced = args
+            .dp
             .router
             .install(handle.clone(), &args.config.allowed_ips);
+        // A handle of the same key is still installed only when this actor replaces one that
+        // crashed (a removed peer leaves the router first): the peer's counters carry on, so
+        // a restart shows in `restarts`, not as `handshakes` and transfer counts starting over.
+        // Read after the swap, so nothing the old handle counted is missed.
+        if let Some(old) = replaced {
+            let earlier = old.cell.lock().peer.stats();
+            handle.cell.lock().peer.carry_stats(earlier);
+        }
         let timer = AbortOnDrop(tokio::spawn(timer_task(handle.clone(), myself.clone())));
         tracing::info!(peer = %label(&args.config), endpoint = ?endpoint, "peer started");
         // Run once: a peer with a persistent keepalive has a handshake to send already.

@@ -15,37 +15,52 @@ use std::path::Path;
 /// How long a change may take to apply.
 const APPLY_TIMEOUT_MS: u64 = 20_000;
 
-/// Handles one raw request line and returns the response to write (`None` for a
-/// notification, which gets no response).
-pub async fn handle_line(daemon: &Daemon, line: &[u8], client: &str) -> Option<Response> {
+/// Decodes one raw request line: a JSON-RPC 2.0 request, or the error response to send for it
+/// (parse error, invalid request). The request's `id` is exactly the line's (`Some(Null)` for
+/// `"id": null`, `None` for a notification). Pure, so it can be fuzzed without a daemon.
+pub fn parse_request(line: &[u8]) -> Result<Request, Box<Response>> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
-            return Some(Response::err(
+            return Err(Box::new(Response::err(
                 Value::Null,
                 RpcError::new(rpc::PARSE_ERROR, format!("parse error: {e}")),
-            ))
+            )))
         }
     };
     let id = value.get("id").cloned();
-    let req: Request = match serde_json::from_value(value) {
+    let mut req: Request = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => {
-            return Some(Response::err(
+            return Err(Box::new(Response::err(
                 id.unwrap_or(Value::Null),
                 RpcError::new(rpc::INVALID_REQUEST, format!("invalid request: {e}")),
-            ))
+            )))
         }
     };
     if req.jsonrpc != rpc::JSONRPC {
-        return Some(Response::err(
+        return Err(Box::new(Response::err(
             id.unwrap_or(Value::Null),
             RpcError::new(
                 rpc::INVALID_REQUEST,
                 "invalid request: jsonrpc must be \"2.0\"",
             ),
-        ));
+        )));
     }
+    // `"id": null` is an id (the response carries it), not a notification; serde would read
+    // it as `None`.
+    req.id = id;
+    Ok(req)
+}
+
+/// Handles one raw request line and returns the response to write (`None` for a
+/// notification, which gets no response).
+pub async fn handle_line(daemon: &Daemon, line: &[u8], client: &str) -> Option<Response> {
+    let req = match parse_request(line) {
+        Ok(r) => r,
+        Err(resp) => return Some(*resp),
+    };
+    let id = req.id.clone();
     let _edit = if is_mutating(&req.method) {
         tracing::info!(method = %req.method, client, "control request");
         // Read-modify-apply under the edit lock (shared with the UAPI).
@@ -113,56 +128,15 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
                 restarts,
             })
         }
-        "peer.add" => {
-            let a: PeerAddParams = required(p)?;
-            let save = a.save;
-            let mut cfg = daemon.config.read().clone();
-            let pc = new_peer(a)?;
-            if cfg.peers.iter().any(|x| x.public_key == pc.public_key) {
-                return Err(RpcError::new(
-                    rpc::REFUSED,
-                    format!("public_key: peer {} already exists", pc.public_key),
-                ));
+        "peer.add" | "peer.update" | "peer.remove" | "interface.set" => {
+            let current = daemon.config.read().clone();
+            match plan_change(&current, method, p)? {
+                Some(planned) => change(daemon, planned.config, planned.save).await,
+                None => Err(RpcError::new(
+                    rpc::INTERNAL_ERROR,
+                    format!("{method}: no change planned"),
+                )),
             }
-            cfg.peers.push(pc);
-            change(daemon, cfg, save).await
-        }
-        "peer.update" => {
-            let u: PeerUpdateParams = required(p)?;
-            let save = u.save;
-            let mut cfg = daemon.config.read().clone();
-            let i = find_peer(&cfg, &u.peer)?;
-            update_peer(&mut cfg.peers[i], u)?;
-            change(daemon, cfg, save).await
-        }
-        "peer.remove" => {
-            let r: PeerRemoveParams = required(p)?;
-            let mut cfg = daemon.config.read().clone();
-            let i = find_peer(&cfg, &r.peer)?;
-            cfg.peers.remove(i);
-            change(daemon, cfg, r.save).await
-        }
-        "interface.set" => {
-            let s: InterfaceSetParams = required(p)?;
-            let save = s.save;
-            let mut cfg = daemon.config.read().clone();
-            if let Some(port) = s.listen_port {
-                cfg.interface.listen_port = (port != 0).then_some(port);
-            }
-            if let Some(k) = s.private_key {
-                cfg.interface.private_key = Some(
-                    k.parse::<PrivateKey>()
-                        .map_err(|e| invalid(format!("private_key: {e}")))?,
-                );
-                cfg.interface.private_key_file = None;
-            }
-            if let Some(m) = s.mtu {
-                cfg.interface.mtu = m;
-            }
-            if let Some(a) = s.addresses {
-                cfg.interface.addresses = prefixes(&a, "addresses", false)?;
-            }
-            change(daemon, cfg, save).await
         }
         "reload" => {
             let _: ReloadParams = params(p, false)?;
@@ -213,6 +187,78 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
             format!("method not found: {other}"),
         )),
     }
+}
+
+/// The configuration a mutating method asks for, and whether to write it to the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedChange {
+    /// The complete new configuration (not yet checked against the running one).
+    pub config: Config,
+    /// `save: true` was given.
+    pub save: bool,
+}
+
+/// Builds, from `current`, the configuration that `peer.add`, `peer.update`, `peer.remove` or
+/// `interface.set` with `params` asks for; `Ok(None)` for any other method. Pure: nothing is
+/// applied (the daemon then hands the result to the root, which checks it against the running
+/// configuration with [`crate::reconfig::check`]), so the whole parameter path can be fuzzed
+/// without a daemon.
+pub fn plan_change(
+    current: &Config,
+    method: &str,
+    p: Option<Value>,
+) -> Result<Option<PlannedChange>, RpcError> {
+    let mut cfg = current.clone();
+    let save = match method {
+        "peer.add" => {
+            let a: PeerAddParams = required(p)?;
+            let save = a.save;
+            let pc = new_peer(a)?;
+            if cfg.peers.iter().any(|x| x.public_key == pc.public_key) {
+                return Err(RpcError::new(
+                    rpc::REFUSED,
+                    format!("public_key: peer {} already exists", pc.public_key),
+                ));
+            }
+            cfg.peers.push(pc);
+            save
+        }
+        "peer.update" => {
+            let u: PeerUpdateParams = required(p)?;
+            let save = u.save;
+            let i = find_peer(&cfg, &u.peer)?;
+            update_peer(&mut cfg.peers[i], u)?;
+            save
+        }
+        "peer.remove" => {
+            let r: PeerRemoveParams = required(p)?;
+            let i = find_peer(&cfg, &r.peer)?;
+            cfg.peers.remove(i);
+            r.save
+        }
+        "interface.set" => {
+            let s: InterfaceSetParams = required(p)?;
+            if let Some(port) = s.listen_port {
+                cfg.interface.listen_port = (port != 0).then_some(port);
+            }
+            if let Some(k) = s.private_key {
+                cfg.interface.private_key = Some(
+                    k.parse::<PrivateKey>()
+                        .map_err(|e| invalid(format!("private_key: {e}")))?,
+                );
+                cfg.interface.private_key_file = None;
+            }
+            if let Some(m) = s.mtu {
+                cfg.interface.mtu = m;
+            }
+            if let Some(a) = s.addresses {
+                cfg.interface.addresses = prefixes(&a, "addresses", false)?;
+            }
+            s.save
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(PlannedChange { config: cfg, save }))
 }
 
 fn required<T: DeserializeOwned + Default>(p: Option<Value>) -> Result<T, RpcError> {

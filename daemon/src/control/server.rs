@@ -184,13 +184,20 @@ fn peer_credentials(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<libc::uc
     }
 }
 
-enum ReadOutcome {
+/// What [`read_limited`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// A line (without its `\n`; the last bytes before end of stream count as a line).
     Line,
+    /// End of stream with nothing read.
     Eof,
+    /// The line would exceed [`MAX_MESSAGE_SIZE`]: the connection is answered once and closed.
     TooLarge,
 }
 
-async fn read_limited<R: tokio::io::AsyncBufRead + Unpin>(
+/// Reads one `\n`-terminated request line of at most [`MAX_MESSAGE_SIZE`] bytes into `buf`
+/// (appended). Public so the fuzz targets can drive the control socket's framing.
+pub async fn read_limited<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<ReadOutcome> {

@@ -18,6 +18,8 @@ pub mod reason {
     pub const TUN_WRITE_FAILED: &str = "tun_write_failed";
     /// A peer had no endpoint for an outbound packet.
     pub const NO_ENDPOINT: &str = "no_endpoint";
+    /// A received datagram did not fit the receive buffer.
+    pub const TRUNCATED: &str = "truncated";
 }
 
 /// Drop counters. Known reasons get a lock-free slot; the map is only touched on first use of

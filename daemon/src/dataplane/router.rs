@@ -92,19 +92,24 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    /// Installs (or replaces) a peer with its allowed IPs.
-    pub fn install(&self, handle: Arc<PeerHandle>, allowed_ips: &[IpPrefix]) {
+    /// Installs (or replaces) a peer with its allowed IPs; returns the handle it replaced.
+    pub fn install(
+        &self,
+        handle: Arc<PeerHandle>,
+        allowed_ips: &[IpPrefix],
+    ) -> Option<Arc<PeerHandle>> {
         let old = self
             .by_key
             .write()
             .insert(handle.public_key, handle.clone());
         let mut table = self.allowed.write();
-        if let Some(old) = old {
-            table.remove_value(&PeerRef(old));
+        if let Some(old) = &old {
+            table.remove_value(&PeerRef(old.clone()));
         }
         for p in allowed_ips {
             table.insert(*p, PeerRef(handle.clone()));
         }
+        old
     }
 
     /// Replaces a peer's allowed IPs.

@@ -3,9 +3,44 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::UdpSocket;
 
 const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Which kernel offloads one socket uses.
+#[derive(Debug, Default)]
+pub struct Offloads {
+    /// UDP GSO on send (cleared for good if the kernel refuses a GSO send with `EIO`).
+    pub gso: AtomicBool,
+    /// UDP GRO on receive.
+    pub gro: bool,
+}
+
+impl Offloads {
+    #[cfg(target_os = "linux")]
+    fn detect(socket: &std::net::UdpSocket, wanted: bool) -> Self {
+        use std::os::fd::AsRawFd;
+        if !wanted {
+            return Offloads::default();
+        }
+        let fd = socket.as_raw_fd();
+        Offloads {
+            gso: AtomicBool::new(crate::dataplane::batch_udp::gso_supported(fd)),
+            gro: crate::dataplane::batch_udp::enable_gro(fd),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn detect(_socket: &std::net::UdpSocket, _wanted: bool) -> Self {
+        Offloads::default()
+    }
+
+    /// Whether GSO sends are in use.
+    pub fn gso(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+}
 
 /// A dual-stack pair of UDP sockets.
 #[derive(Debug)]
@@ -14,6 +49,10 @@ pub struct UdpSockets {
     pub v4: Option<UdpSocket>,
     /// IPv6 socket (v6-only).
     pub v6: Option<UdpSocket>,
+    /// Offloads of the IPv4 socket.
+    pub v4_offloads: Offloads,
+    /// Offloads of the IPv6 socket.
+    pub v6_offloads: Offloads,
     port: u16,
 }
 
@@ -27,17 +66,27 @@ fn make_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
+    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max
+    // (about 200 KiB by default: a few milliseconds of traffic), unless we may force them.
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    #[cfg(target_os = "linux")]
+    force_buffers(&s);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }
 
 impl UdpSockets {
-    /// Binds both families on `port` (0 = any free port, the same for both).
+    /// Binds both families on `port` (0 = any free port, the same for both), with UDP GSO and
+    /// GRO where the kernel has them.
     pub fn bind(port: u16) -> io::Result<Self> {
+        Self::bind_with(port, true)
+    }
+
+    /// Binds both families on `port`; `offload` says whether to use UDP GSO/GRO when the
+    /// kernel supports them.
+    pub fn bind_with(port: u16, offload: bool) -> io::Result<Self> {
         let mut last_err = None;
         // With port 0 the kernel picks the IPv4 port; the IPv6 bind of the same port can race
         // with another program, so retry a few times with a new pick.
@@ -55,6 +104,8 @@ impl UdpSockets {
             ))) {
                 Ok(v6) => {
                     return Ok(UdpSockets {
+                        v4_offloads: Offloads::detect(&v4, offload),
+                        v6_offloads: Offloads::detect(&v6, offload),
                         v4: Some(UdpSocket::from_std(v4)?),
                         v6: Some(UdpSocket::from_std(v6)?),
                         port: actual,
@@ -65,6 +116,8 @@ impl UdpSockets {
                     // No IPv6 on this host: carry on with IPv4 only.
                     tracing::warn!(error = %e, "IPv6 UDP socket unavailable; IPv4 only");
                     return Ok(UdpSockets {
+                        v4_offloads: Offloads::detect(&v4, offload),
+                        v6_offloads: Offloads::default(),
                         v4: Some(UdpSocket::from_std(v4)?),
                         v6: None,
                         port: actual,
@@ -114,6 +167,29 @@ impl UdpSockets {
             .socket_for(&dst)
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for family"))?;
         s.send_to(buf, dst).await.map(|_| ())
+    }
+}
+
+/// Raises both socket buffers to [`SOCKET_BUFFER`] past the sysctl caps when the process has
+/// `CAP_NET_ADMIN` (as a VPN daemon usually does); without it the capped sizes stay. A daemon
+/// that falls behind for a few milliseconds on a busy machine otherwise loses datagrams that
+/// wireguard-go, which does the same, keeps.
+#[cfg(target_os = "linux")]
+fn force_buffers(s: &Socket) {
+    use std::os::fd::AsRawFd;
+    let size = SOCKET_BUFFER as libc::c_int;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: the descriptor is a valid socket owned by `s` for the duration of the call;
+        // the option value is a live c_int whose size is passed along.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }
 

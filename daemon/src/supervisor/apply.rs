@@ -42,7 +42,7 @@ pub(super) async fn apply(
         // that picked a free port) changes the configuration, not the sockets.
         Some(Some(port)) if port == dp.udp().port() => None,
         Some(port) => Some(Arc::new(
-            UdpSockets::bind(port.unwrap_or(0))
+            UdpSockets::bind_with(port.unwrap_or(0), dp.options.offload)
                 .map_err(|e| vec![format!("interface.listen_port: cannot bind: {e}")])?,
         )),
         None => None,
@@ -63,9 +63,24 @@ pub(super) async fn apply(
     }
     if let Some(addrs) = &plan.addresses {
         let a = addrs.iter().map(|p| (p.addr(), p.prefix_len())).collect();
-        ractor::call_t!(st.interface, InterfaceMsg::SetAddresses, CALL_TIMEOUT_MS, a)
-            .map_err(|e| vec![format!("interface.addresses: {e}")])?
-            .map_err(|e| vec![format!("interface.addresses: {e}")])?;
+        let r = match ractor::call_t!(st.interface, InterfaceMsg::SetAddresses, CALL_TIMEOUT_MS, a)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = r {
+            // Refused as a whole: put back the MTU changed a moment ago.
+            if plan.mtu.is_some() {
+                let _ = ractor::call_t!(
+                    st.interface,
+                    InterfaceMsg::SetMtu,
+                    CALL_TIMEOUT_MS,
+                    old.interface.mtu
+                );
+            }
+            return Err(vec![format!("interface.addresses: {e}")]);
+        }
     }
     if let Some(udp) = new_udp {
         for t in st.inbound.drain(..) {
@@ -99,7 +114,11 @@ pub(super) async fn apply(
         changed.clear();
     }
     for key in &removed {
+        // A removed peer leaves no supervision history behind: added again later, it starts
+        // afresh (not `failed`, `restarts` 0, and a full restart budget).
         st.daemon.failed.write().remove(key);
+        st.daemon.restarts.write().remove(key);
+        st.restart_times.remove(key);
         let ids: Vec<_> = st
             .peers
             .iter()

@@ -271,9 +271,13 @@ impl Actor for Root {
     ) -> Result<Self::State, ActorProcessingErr> {
         let config = args.config;
         let cell = myself.get_cell();
+        let options = crate::dataplane::DataPlaneOptions::from_env();
 
         let iface_args = InterfaceArgs {
-            tun: TunOptions::new(config.interface.name.clone(), config.interface.mtu),
+            tun: TunOptions {
+                offload: options.offload,
+                ..TunOptions::new(config.interface.name.clone(), config.interface.mtu)
+            },
             addresses: config
                 .interface
                 .addresses
@@ -287,7 +291,7 @@ impl Actor for Root {
             .ok_or("TUN device already taken")?;
 
         let udp = Arc::new(
-            UdpSockets::bind(config.interface.listen_port.unwrap_or(0))
+            UdpSockets::bind_with(config.interface.listen_port.unwrap_or(0), options.offload)
                 .map_err(|e| format!("binding UDP port: {e}"))?,
         );
         if let Some(mark) = config.interface.fwmark {
@@ -305,8 +309,18 @@ impl Actor for Root {
             timer_divisor: args.timer_divisor,
             drops: Default::default(),
             clock: Clock::now(),
+            options,
+            crypto: options.crypto_pool(),
         });
-        tracing::info!(port = udp.port(), "listening");
+        tracing::info!(
+            port = udp.port(),
+            tun_tso = dp.tun.tcp_gso(),
+            tun_uso = dp.tun.udp_gso(),
+            udp_gso = udp.v4_offloads.gso(),
+            udp_gro = udp.v4_offloads.gro,
+            crypto_workers = options.crypto_workers,
+            "listening"
+        );
         HandshakeQueue::start_worker(&dp)?;
         let outbound = spawn_outbound(&dp, &myself);
         let inbound = spawn_inbound(&dp, &udp);

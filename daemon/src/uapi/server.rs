@@ -133,7 +133,8 @@ async fn reply<W: AsyncWrite + Unpin>(w: &mut W, text: &str) -> std::io::Result<
 }
 
 /// One framed request.
-enum Request {
+#[derive(Debug)]
+pub enum Request {
     /// The client closed the connection between requests.
     Eof,
     /// The first line is not `get=1` or `set=1`: the connection is closed without an answer.
@@ -160,7 +161,10 @@ enum Line {
     NotUtf8,
 }
 
-async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Request> {
+/// Reads one request (its operation line and, for `set=1`, its body) within the
+/// [`MAX_REQUEST_BYTES`] and [`MAX_REQUEST_LINES`] limits. Public so the fuzz targets can
+/// drive the UAPI socket's framing.
+pub async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Request> {
     let mut budget = MAX_REQUEST_BYTES;
     let op = match read_line(r, &mut budget).await? {
         Line::Eof => return Ok(Request::Eof),

@@ -3,11 +3,10 @@
 //! The send counter is atomic and the replay window sits behind a short lock, so several
 //! threads can seal and open with one keypair at once; nothing here allocates.
 
-use crate::noise::crypto::{aead_cipher, aead_open_in_place, aead_seal_in_place, TAG_LEN};
+use crate::noise::crypto::{TransportCipher, TAG_LEN};
 use crate::noise::handshake::SessionKeys;
 use crate::noise::messages::{write_transport_header, Transport, TRANSPORT_HEADER_LEN};
 use crate::noise::replay::{DefaultReplayWindow, REJECT_AFTER_MESSAGES};
-use chacha20poly1305::ChaCha20Poly1305;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -49,8 +48,8 @@ pub fn padding_for(len: usize, mtu: usize) -> usize {
 
 /// One direction pair of transport keys with their counters.
 pub struct Keypair {
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
+    send: TransportCipher,
+    recv: TransportCipher,
     send_counter: AtomicU64,
     replay: Mutex<DefaultReplayWindow>,
     bytes_sent: AtomicU64,
@@ -79,8 +78,8 @@ impl Keypair {
     /// Builds a keypair from handshake output.
     pub fn new(keys: &SessionKeys, created: Instant) -> Self {
         Keypair {
-            send: aead_cipher(&keys.send),
-            recv: aead_cipher(&keys.recv),
+            send: TransportCipher::new(&keys.send),
+            recv: TransportCipher::new(&keys.recv),
             send_counter: AtomicU64::new(0),
             replay: Mutex::new(DefaultReplayWindow::new()),
             bytes_sent: AtomicU64::new(0),
@@ -136,7 +135,7 @@ impl Keypair {
         buf[TRANSPORT_HEADER_LEN + len..TRANSPORT_HEADER_LEN + padded].fill(0);
         write_transport_header(buf, self.remote_index, counter);
         let (body, tag) = buf[TRANSPORT_HEADER_LEN..total].split_at_mut(padded);
-        let t = aead_seal_in_place(&self.send, counter, &[], body);
+        let t = self.send.seal_in_place(counter, body);
         tag.copy_from_slice(&t);
         self.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
         Ok(total)
@@ -208,7 +207,9 @@ impl Keypair {
         if !self.replay_check(counter) {
             return Err(OpenError::Replay);
         }
-        aead_open_in_place(&self.recv, counter, &[], body, tag).map_err(|_| OpenError::Decrypt)?;
+        self.recv
+            .open_in_place(counter, body, tag)
+            .map_err(|_| OpenError::Decrypt)?;
         if !self.replay.lock().update(counter) {
             return Err(OpenError::Replay);
         }

@@ -183,6 +183,17 @@ pub struct PeerStats {
     pub last_handshake: Option<Instant>,
 }
 
+impl PeerStats {
+    /// Adds the counts of `earlier` (statistics of a replaced instance of the same peer) and
+    /// keeps the later of the two last handshakes.
+    pub fn continue_from(&mut self, earlier: PeerStats) {
+        self.rx_bytes += earlier.rx_bytes;
+        self.tx_bytes += earlier.tx_bytes;
+        self.handshakes += earlier.handshakes;
+        self.last_handshake = self.last_handshake.max(earlier.last_handshake);
+    }
+}
+
 /// Result of [`Peer::encapsulate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encapsulated {
@@ -380,6 +391,13 @@ impl Peer {
     pub fn stats(&self) -> PeerStats {
         self.stats
     }
+    /// Continues the statistics of an earlier instance of the same peer (one that was
+    /// replaced, e.g. after a crash of the code driving it): its byte and handshake counts
+    /// are added to this one's, and its last handshake is kept unless this one has a later
+    /// one. Counters then read as if the peer had never been replaced.
+    pub fn carry_stats(&mut self, earlier: PeerStats) {
+        self.stats.continue_from(earlier);
+    }
     /// Persistent keepalive interval.
     pub fn persistent_keepalive(&self) -> Option<Duration> {
         self.persistent_keepalive
@@ -531,6 +549,7 @@ impl Peer {
 
     /// Bookkeeping after a transport message of `wire_len` bytes was sealed with `k` outside
     /// [`Peer::encapsulate`] (the daemon's batched data plane seals with the keypair directly).
+    /// A batch of data messages may be reported at once with their total length.
     pub fn note_data_sent(&mut self, k: &Arc<Keypair>, wire_len: usize, now: Instant) {
         self.after_data_sent(k, wire_len, wire_len > TRANSPORT_HEADER_LEN + 16, now);
     }
@@ -611,6 +630,29 @@ impl Peer {
     /// Looks up the keypair holding `index` (for a data plane that opens messages itself).
     pub fn keypair_for_index(&self, index: u32) -> Option<Arc<Keypair>> {
         self.find_keypair(index).map(|(_, k)| k)
+    }
+
+    /// The keypair holding `index` if it may still receive at `now`: the checks
+    /// [`Peer::decapsulate_in_place`] makes before opening, for a data plane that opens a
+    /// batch with the keypair directly ([`Keypair::open_in_place`] then checks the counter
+    /// against the replay window) and reports it with [`Peer::note_data_received`].
+    pub fn receiving_keypair(&self, index: u32, now: Instant) -> Result<Arc<Keypair>, DataError> {
+        let (_, k) = self.find_keypair(index).ok_or(DataError::UnknownIndex)?;
+        if !self.keypair_usable(&k, now) {
+            return Err(DataError::Expired);
+        }
+        Ok(k)
+    }
+
+    /// The keypair and endpoint to seal data with at `now`, and the MTU to pad to; `None`
+    /// when there is no usable session or no endpoint (then [`Peer::encapsulate_in_place`]
+    /// queues the packet and starts a handshake). A data plane that seals a batch itself
+    /// reserves counters with [`Keypair::reserve_counters`], seals with
+    /// [`Keypair::seal_in_place_with_counter`] and reports the batch with
+    /// [`Peer::note_data_sent`].
+    pub fn sending_keypair(&self, now: Instant) -> Option<(Arc<Keypair>, SocketAddr, usize)> {
+        let k = self.current_keypair(now)?.clone();
+        Some((k, self.endpoint?, self.settings.mtu))
     }
 
     /// Bookkeeping after the data plane opened a message itself with the keypair of `index`.
@@ -1167,5 +1209,41 @@ impl LocalIndexRegistry {
     /// Whether no index is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_continue_from_an_earlier_instance() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(3);
+        let earlier = PeerStats {
+            rx_bytes: 100,
+            tx_bytes: 200,
+            handshakes: 2,
+            last_handshake: Some(t0),
+        };
+        let mut fresh = PeerStats::default();
+        fresh.continue_from(earlier);
+        assert_eq!(fresh, earlier);
+        let mut later = PeerStats {
+            rx_bytes: 1,
+            tx_bytes: 2,
+            handshakes: 1,
+            last_handshake: Some(t1),
+        };
+        later.continue_from(earlier);
+        assert_eq!(
+            later,
+            PeerStats {
+                rx_bytes: 101,
+                tx_bytes: 202,
+                handshakes: 3,
+                last_handshake: Some(t1),
+            }
+        );
     }
 }

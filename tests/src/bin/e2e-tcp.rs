@@ -6,9 +6,10 @@
 //!     prints "listening ADDR:PORT" once bound (PORT 0 picks a free port),
 //!     accepts one connection, reads to EOF, prints
 //!     "received bytes=N sha256=HEX" and closes.
-//! e2e-tcp send --connect ADDR:PORT --bytes N [--seed S] [--timeout SECS]
-//!     streams N deterministic pseudo-random bytes (from seed S), half-closes,
-//!     waits for the receiver to close, prints "sent bytes=N sha256=HEX".
+//! e2e-tcp send --connect ADDR:PORT --bytes N [--seed S] [--timeout SECS] [--rate BYTES/S]
+//!     streams N deterministic pseudo-random bytes (from seed S), at BYTES/S bytes per
+//!     second if --rate is given (never catching up more than 20 ms after a stall), half-closes, waits for the receiver
+//!     to close, prints "sent bytes=N sha256=HEX".
 //! ```
 //!
 //! Both sides give up (exit status 2) when the whole run exceeds the
@@ -34,12 +35,14 @@ fn main() -> ExitCode {
             bytes,
             seed,
             timeout,
-        }) => send(connect, bytes, seed, Instant::now() + timeout),
+            rate,
+        }) => send(connect, bytes, seed, rate, Instant::now() + timeout),
         Err(usage) => {
             eprintln!("e2e-tcp: {usage}");
             eprintln!(
                 "usage: e2e-tcp recv --listen ADDR:PORT [--timeout SECS]\n       \
-                 e2e-tcp send --connect ADDR:PORT --bytes N [--seed S] [--timeout SECS]"
+                 e2e-tcp send --connect ADDR:PORT --bytes N [--seed S] [--timeout SECS] \
+                 [--rate BYTES/S]"
             );
             return ExitCode::from(64);
         }
@@ -63,6 +66,7 @@ enum Mode {
         bytes: u64,
         seed: u64,
         timeout: Duration,
+        rate: Option<u64>,
     },
 }
 
@@ -71,6 +75,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
     let mut addr = None;
     let mut bytes = None;
     let mut seed = 1u64;
+    let mut rate = None;
     let mut timeout = Duration::from_secs(60);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
@@ -82,6 +87,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             }
             ("send", "--bytes") => bytes = Some(value.parse().map_err(|_| bad())?),
             ("send", "--seed") => seed = value.parse().map_err(|_| bad())?,
+            ("send", "--rate") => rate = Some(value.parse().map_err(|_| bad())?),
             (_, "--timeout") => {
                 timeout = Duration::from_secs_f64(value.parse().map_err(|_| bad())?)
             }
@@ -98,6 +104,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             bytes: bytes.ok_or("--bytes is required")?,
             seed,
             timeout,
+            rate,
         }),
         other => Err(format!("unknown subcommand {other:?}")),
     }
@@ -162,7 +169,14 @@ fn recv(listen: SocketAddr, deadline: Instant) -> io::Result<()> {
     Ok(())
 }
 
-fn send(connect: SocketAddr, bytes: u64, seed: u64, deadline: Instant) -> io::Result<()> {
+fn send(
+    connect: SocketAddr,
+    bytes: u64,
+    seed: u64,
+    rate: Option<u64>,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut due = Instant::now();
     let mut stream = TcpStream::connect_timeout(&connect, remaining(deadline)?)?;
     let mut pattern = Pattern::new(seed);
     let mut hasher = Sha256::new();
@@ -177,6 +191,16 @@ fn send(connect: SocketAddr, bytes: u64, seed: u64, deadline: Instant) -> io::Re
             .map_err(|e| io::Error::new(e.kind(), format!("after {sent} bytes: {e}")))?;
         hasher.update(&buf[..n]);
         sent += n as u64;
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            // A token bucket with a 20 ms burst: after falling behind (a stall), catch up at
+            // most that much at once instead of sending at full speed.
+            let now = Instant::now();
+            let floor = now.checked_sub(Duration::from_millis(20)).unwrap_or(now);
+            due = due.max(floor) + Duration::from_secs_f64(n as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(now) {
+                thread::sleep(wait);
+            }
+        }
     }
     stream.shutdown(Shutdown::Write)?;
     // The receiver closes only after it has read everything.
