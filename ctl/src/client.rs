@@ -4,13 +4,19 @@
 //! connection and may make several calls on it, one after the other; each call has its own
 //! deadline covering the write of the request and the read of the whole response line.
 
-use protocol::rpc::{read_message, FrameError, Request, RpcError, JSONRPC, MAX_MESSAGE_SIZE};
+use protocol::rpc::{read_message, FrameError, Request, RpcError, JSONRPC};
 use serde_json::Value;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Largest response accepted, in bytes: 256 MiB. Requests stay within
+/// [`protocol::rpc::MAX_MESSAGE_SIZE`], but a response is as large as the state it describes:
+/// `show` of 10,000 peers with 100,000 allowed IPs is about 3 MB. The limit only bounds what a
+/// daemon gone wrong could make the client buffer.
+pub const MAX_RESPONSE_SIZE: usize = 256 << 20;
 
 /// Timeout that `vpnctl` uses for connecting and for each call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,7 +113,7 @@ impl Client {
         self.write_all(&line)?;
 
         let mut buf = Vec::new();
-        match read_message(&mut self.reader, &mut buf, MAX_MESSAGE_SIZE) {
+        match read_message(&mut self.reader, &mut buf, MAX_RESPONSE_SIZE) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(self.unreachable(

@@ -14,8 +14,10 @@ use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use yaml_rust2::parser::{Event, Parser};
 
-/// The largest configuration accepted, in bytes.
-pub(super) const MAX_TEXT_LEN: usize = 1 << 20;
+/// The largest configuration accepted, in bytes: 16 MiB. A peer with ten allowed IPs takes
+/// about 250 bytes of YAML, so this leaves room for 60,000 such peers (10,000 take 2.5 MB);
+/// the limit only keeps a runaway file from being read whole into memory.
+pub(super) const MAX_TEXT_LEN: usize = 16 << 20;
 
 /// Deepest nesting of lists and maps accepted; the schema needs four.
 const MAX_DEPTH: usize = 16;

@@ -2,8 +2,8 @@
 //! all when the new configuration is inconsistent.
 
 use super::{
-    identity_for, peer_settings, random_seed, route_prefixes, spawn_control, spawn_inbound, Root,
-    RootMsg, RootState, CALL_TIMEOUT_MS,
+    identity_for, peer_settings, random_seed, route_prefixes, routes_timeout_ms, spawn_control,
+    spawn_inbound, Root, RootMsg, RootState, CALL_TIMEOUT_MS,
 };
 use crate::actors::config::ConfigMsg;
 use crate::actors::interface::actor::InterfaceMsg;
@@ -135,9 +135,7 @@ pub(super) async fn apply(
         }
         dp.router.remove_key(key);
     }
-    for pc in added {
-        Root::spawn_peer(myself, &mut st.peers, &dp, pc).await;
-    }
+    Root::spawn_peers(myself, &mut st.peers, &dp, added).await;
     for pc in changed {
         if let Some(e) = st.peers.values().find(|e| e.key == pc.public_key) {
             let _ = ractor::call_t!(e.actor, PeerMsg::Update, CALL_TIMEOUT_MS, Box::new(pc));
@@ -145,12 +143,8 @@ pub(super) async fn apply(
     }
 
     let routes = route_prefixes(&new, st.configless);
-    match ractor::call_t!(
-        st.interface,
-        InterfaceMsg::SyncRoutes,
-        CALL_TIMEOUT_MS,
-        routes
-    ) {
+    let timeout = routes_timeout_ms(routes.len());
+    match ractor::call_t!(st.interface, InterfaceMsg::SyncRoutes, timeout, routes) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "some routes could not be installed"),
         Err(e) => tracing::warn!(error = %e, "interface actor unavailable for routes"),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{
@@ -22,6 +22,12 @@ use super::{normalize_prefix, prefix_contains, validate_ifname, InterfaceError, 
 /// IPv6 refuses to run on links with a smaller MTU (RFC 8200); the kernel
 /// drops every IPv6 address from such an interface.
 const IPV6_MIN_MTU: u16 = 1280;
+
+/// Route requests kept in flight on the netlink socket at once. Waiting for each
+/// acknowledgement before sending the next request costs two task switches per route;
+/// with a window, 100,000 routes go in about twice as fast (the kernel's own work per route
+/// is the rest).
+const ROUTE_WINDOW: usize = 64;
 
 /// Creates (but does not address) a TUN device.
 ///
@@ -641,34 +647,41 @@ impl InterfaceManager {
         Ok(())
     }
 
-    /// Removes the routes this manager added and deletes the link.
+    /// Deletes the link, and with it the routes this manager added.
     ///
-    /// Every step is attempted even if an earlier one fails; the first error
-    /// is returned. Routes and link that are already gone are not errors.
-    /// Does nothing if the interface is not set up.
+    /// If the link cannot be deleted, the routes are removed one by one and the
+    /// link's error is returned. Routes and link that are already gone are not
+    /// errors. Does nothing if the interface is not set up.
     pub async fn teardown(&mut self) -> Result<(), InterfaceError> {
         let Some(index) = self.index.take() else {
             return Ok(());
         };
-        let mut first_error = None;
-        for (network, len) in std::mem::take(&mut self.installed_routes) {
-            if let Err(e) = self.netlink.remove_route(index, network, len).await {
-                tracing::warn!(error = %e, "removing route during teardown failed");
-                first_error.get_or_insert(e);
-            }
-        }
+        // Deleting the link takes every route through it along, in one request: removing
+        // 100,000 routes one by one first would take seconds. Routes are removed one by one
+        // only if the link cannot be deleted.
         match self.netlink.delete_link_index(index).await {
-            Ok(_) => tracing::info!(interface = %self.opts.name, "interface deleted"),
-            Err(e) => {
-                first_error.get_or_insert(e);
+            Ok(_) => {
+                self.installed_routes.clear();
+                tracing::info!(interface = %self.opts.name, "interface deleted");
+                Ok(())
+            }
+            Err(link_error) => {
+                let routes = std::mem::take(&mut self.installed_routes);
+                for (_, result) in self.routes_request(index, routes, false).await {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "removing route during teardown failed");
+                    }
+                }
+                Err(link_error)
             }
         }
-        first_error.map_or(Ok(()), Err)
     }
 
     /// Installs the wanted routes that are not covered by an address prefix
     /// and removes installed routes that are no longer needed. Adds before
     /// removing, so traffic for a prefix that merely moves is not interrupted.
+    /// Every missing route is attempted; if any add fails, the first error is
+    /// returned and nothing is removed.
     async fn apply_routes(&mut self, index: u32) -> Result<(), InterfaceError> {
         let needed: BTreeSet<(IpAddr, u8)> = self
             .wanted_routes
@@ -678,18 +691,58 @@ impl InterfaceManager {
             .collect();
 
         let missing: Vec<_> = needed.difference(&self.installed_routes).copied().collect();
-        for (network, len) in missing {
-            self.netlink.add_route(index, network, len).await?;
-            self.installed_routes.insert((network, len));
-            tracing::debug!(interface = %self.opts.name, %network, len, "route added");
+        let mut first_error = None;
+        for ((network, len), result) in self.routes_request(index, missing, true).await {
+            match result {
+                Ok(()) => {
+                    self.installed_routes.insert((network, len));
+                    tracing::debug!(interface = %self.opts.name, %network, len, "route added");
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         let stale: Vec<_> = self.installed_routes.difference(&needed).copied().collect();
-        for (network, len) in stale {
-            self.netlink.remove_route(index, network, len).await?;
-            self.installed_routes.remove(&(network, len));
-            tracing::debug!(interface = %self.opts.name, %network, len, "route removed");
+        for ((network, len), result) in self.routes_request(index, stale, false).await {
+            match result {
+                Ok(()) => {
+                    self.installed_routes.remove(&(network, len));
+                    tracing::debug!(interface = %self.opts.name, %network, len, "route removed");
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Adds (`add`) or removes routes through link `index`, with up to
+    /// [`ROUTE_WINDOW`] requests in flight; returns each prefix with its result,
+    /// in the order the answers came.
+    async fn routes_request(
+        &self,
+        index: u32,
+        prefixes: impl IntoIterator<Item = (IpAddr, u8)>,
+        add: bool,
+    ) -> Vec<((IpAddr, u8), Result<(), InterfaceError>)> {
+        let netlink = &self.netlink;
+        futures::stream::iter(prefixes)
+            .map(|(network, len)| async move {
+                let result = if add {
+                    netlink.add_route(index, network, len).await
+                } else {
+                    netlink.remove_route(index, network, len).await
+                };
+                ((network, len), result)
+            })
+            .buffer_unordered(ROUTE_WINDOW)
+            .collect()
+            .await
     }
 
     fn warn_if_mtu_drops_ipv6(&self, mtu: u16) {
