@@ -1,9 +1,10 @@
 //! Transport data: sealing and opening 64-byte and 1420-byte packets with
 //! [`Keypair::seal_in_place`] / [`Keypair::open_in_place`], next to the raw ChaCha20-Poly1305
-//! cost of the same bytes through the `chacha20poly1305` crate directly.
+//! cost of the same bytes through the AEAD the keypair uses ([`TransportCipher`], ring) and
+//! through the `chacha20poly1305` crate (RustCrypto, which it replaced).
 //!
-//! The gap between the two is what the protocol adds per packet: the header, padding, the
-//! atomic send counter, the replay window and its lock.
+//! The gap between `keypair` and `transport_cipher` is what the protocol adds per packet: the
+//! header, padding, the atomic send counter, the replay window and its lock.
 
 #![allow(missing_docs)]
 
@@ -13,6 +14,7 @@ mod common;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
+use protocol::noise::crypto::TransportCipher;
 use protocol::noise::handshake::SessionKeys;
 use protocol::noise::keypair::Keypair;
 use protocol::noise::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
@@ -138,9 +140,54 @@ fn raw_aead<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+fn transport_cipher<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group("transport_cipher");
+    let cipher = TransportCipher::new(&[1u8; 32]);
+    let mut counter = 0u64;
+    let mut next = move || {
+        counter += 1;
+        counter
+    };
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut buf = vec![0x45u8; size];
+        g.bench_function(format!("seal/{size}"), |bench| {
+            bench.iter(|| black_box(cipher.seal_in_place(next(), black_box(&mut buf[..]))))
+        });
+        let plain = vec![0x45u8; size];
+        g.bench_function(format!("open/{size}"), |bench| {
+            bench.iter_batched_ref(
+                || {
+                    let n = next();
+                    let mut m = plain.clone();
+                    let t = cipher.seal_in_place(n, &mut m);
+                    (n, m, t)
+                },
+                |(n, m, t)| {
+                    cipher
+                        .open_in_place(*n, black_box(&mut m[..]), t)
+                        .expect("open")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("seal+open/{size}"), |bench| {
+            bench.iter(|| {
+                let n = next();
+                let t = cipher.seal_in_place(n, black_box(&mut buf[..]));
+                cipher
+                    .open_in_place(n, black_box(&mut buf[..]), &t)
+                    .expect("open");
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Every benchmark of this file, for either clock.
 fn all<M: Measurement>(c: &mut Criterion<M>) {
     keypair(c);
+    transport_cipher(c);
     raw_aead(c);
 }
 
