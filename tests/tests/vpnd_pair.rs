@@ -13,7 +13,9 @@
 //!   of being fragmented or truncated.
 //!
 //! Every case runs with the data plane's offloads (TUN TSO/GRO, UDP GSO/GRO) on, with them
-//! off (`VPND_DISABLE_OFFLOAD=1`), and with one side on and the other off.
+//! off (`VPND_DISABLE_OFFLOAD=1`), and with one side on and the other off; one runs with
+//! crypto workers (`VPND_CRYPTO_WORKERS=2`: runs sealed in parallel must still leave in
+//! order, with each counter used once).
 
 use std::time::Duration;
 
@@ -91,14 +93,16 @@ enum Offload {
     Off,
     /// A with offloads, B without.
     Mixed,
+    /// Offloads on and two crypto workers on both sides.
+    CryptoWorkers,
 }
 
-/// The environment that gives a daemon its offload setting.
-fn offload_env(on: bool) -> &'static [(&'static str, &'static str)] {
-    if on {
-        &[]
-    } else {
-        &[("VPND_DISABLE_OFFLOAD", "1")]
+/// The environment that gives a daemon its data-plane setting.
+fn offload_env(offload: Offload, side_a: bool) -> &'static [(&'static str, &'static str)] {
+    match (offload, side_a) {
+        (Offload::On, _) | (Offload::Mixed, true) => &[],
+        (Offload::Off, _) | (Offload::Mixed, false) => &[("VPND_DISABLE_OFFLOAD", "1")],
+        (Offload::CryptoWorkers, _) => &[("VPND_CRYPTO_WORKERS", "2")],
     }
 }
 
@@ -146,13 +150,17 @@ fn vpnd_pair(test: &str, underlay: Underlay, offload: Offload) {
                 .name("a")
                 .endpoint(ep_a),
         );
-    let (on_a, on_b) = match offload {
-        Offload::On => (true, true),
-        Offload::Off => (false, false),
-        Offload::Mixed => (true, false),
-    };
-    let va = Vpnd::start_with_env(&a, &config_a, offload_env(on_a));
-    let vb = Vpnd::start_with_env(&b, &config_b, offload_env(on_b));
+    let va = Vpnd::start_with_env(&a, &config_a, offload_env(offload, true));
+    let vb = Vpnd::start_with_env(&b, &config_b, offload_env(offload, false));
+    if let Offload::CryptoWorkers = offload {
+        for v in [&va, &vb] {
+            let logs = v.proc().logs();
+            assert!(
+                logs.contains("crypto_workers=2"),
+                "workers not started:\n{logs}"
+            );
+        }
+    }
 
     assert!(
         ping_until(&a, "10.10.0.2", Duration::from_secs(10)),
@@ -258,4 +266,13 @@ fn vpnd_pair_over_ipv6_underlay_without_offload() {
 #[test]
 fn vpnd_pair_with_offload_on_one_side_only() {
     vpnd_pair("vpnd_pair_mixed_offload", Underlay::V4, Offload::Mixed);
+}
+
+#[test]
+fn vpnd_pair_with_crypto_workers() {
+    vpnd_pair(
+        "vpnd_pair_crypto_workers",
+        Underlay::V4,
+        Offload::CryptoWorkers,
+    );
 }
