@@ -51,6 +51,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let uapi_dir = PathBuf::from(vpnd::uapi::DEFAULT_DIR);
 
@@ -174,5 +175,16 @@ async fn shutdown_signal() {
             tracing::error!(error = %e, "cannot install signal handlers; use Ctrl-C");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Caps glibc's malloc at two arenas. By default every thread that allocates may get an arena
+/// of its own (up to 8 per core); peers start concurrently on the runtime's workers, so their
+/// state was spread over several arenas, each keeping its own free space resident.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator tunable; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
