@@ -131,7 +131,29 @@ impl HandshakeQueue {
     }
 }
 
+/// Nice value of the handshake thread: when a flood of handshake messages and the tunnels'
+/// traffic compete for the CPU, the data plane goes first. Handshakes still get every idle
+/// cycle, and under load the cookie defence keeps their queue short.
+const HANDSHAKE_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority to [`HANDSHAKE_NICE`] (best effort).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes
+        // its nice value (threads have their own on Linux).
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HANDSHAKE_NICE)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "handshake thread keeps its priority");
+        }
+    }
+}
+
 fn worker(dp: Weak<DataPlane>, mut rx: mpsc::Receiver<Job>) {
+    lower_priority();
     let mut last_gc = Instant::now();
     while let Some(job) = rx.blocking_recv() {
         let Some(dp) = dp.upgrade() else { return };
