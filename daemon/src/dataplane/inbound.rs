@@ -21,7 +21,6 @@ use protocol::noise::device::DropReason;
 use protocol::noise::keypair::{inner_packet_len, Keypair};
 use protocol::noise::messages::{Message, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
 use protocol::noise::peer::DataError;
-use protocol::noise::replay::REJECT_AFTER_MESSAGES;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -320,12 +319,6 @@ impl Opener {
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        // A counter WireGuard never reaches means an exhausted (expired) keypair, not a replay.
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(&datagram[8..16]);
-        if u64::from_le_bytes(counter) >= REJECT_AFTER_MESSAGES {
-            return dp.drops.inc(DropReason::Data(DataError::Expired).name());
-        }
         let wire_len = datagram.len();
         let n = match run.keypair.open_in_place(datagram) {
             Ok(n) => n,

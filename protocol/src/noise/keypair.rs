@@ -25,9 +25,12 @@ pub enum SealError {
 /// Why a transport message could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
-    /// The counter was already seen, is too old for the window, or is beyond the limit.
+    /// The counter was already seen or is too old for the window.
     #[error("replayed or too old counter")]
     Replay,
+    /// The counter is at or beyond REJECT_AFTER_MESSAGES: the keypair is used up.
+    #[error("counter beyond the keypair's limit")]
+    Expired,
     /// Authentication failed.
     #[error("decryption failed")]
     Decrypt,
@@ -204,6 +207,9 @@ impl Keypair {
         body: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), OpenError> {
+        if counter >= REJECT_AFTER_MESSAGES {
+            return Err(OpenError::Expired);
+        }
         if !self.replay_check(counter) {
             return Err(OpenError::Replay);
         }

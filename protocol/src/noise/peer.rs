@@ -250,6 +250,7 @@ impl From<OpenError> for DataError {
     fn from(e: OpenError) -> Self {
         match e {
             OpenError::Replay => DataError::Replay,
+            OpenError::Expired => DataError::Expired,
             OpenError::Decrypt => DataError::Decrypt,
             OpenError::BufferTooSmall => DataError::BufferTooSmall,
         }
@@ -588,7 +589,7 @@ impl Peer {
         let (slot, k) = self
             .find_keypair(msg.receiver())
             .ok_or(DataError::UnknownIndex)?;
-        if !self.keypair_usable(&k, now) || msg.counter() >= REJECT_AFTER_MESSAGES {
+        if !self.keypair_usable(&k, now) {
             return Err(DataError::Expired);
         }
         let n = k.open(msg, out)?;
@@ -608,13 +609,13 @@ impl Peer {
         src: SocketAddr,
         now: Instant,
     ) -> Result<Decapsulated, DataError> {
-        let (index, counter) = match crate::noise::messages::Message::parse(buf) {
-            Ok(crate::noise::messages::Message::Transport(t)) => (t.receiver(), t.counter()),
+        let index = match crate::noise::messages::Message::parse(buf) {
+            Ok(crate::noise::messages::Message::Transport(t)) => t.receiver(),
             _ => return Err(DataError::Decrypt),
         };
         let wire_len = buf.len();
         let (slot, k) = self.find_keypair(index).ok_or(DataError::UnknownIndex)?;
-        if !self.keypair_usable(&k, now) || counter >= REJECT_AFTER_MESSAGES {
+        if !self.keypair_usable(&k, now) {
             return Err(DataError::Expired);
         }
         let n = k.open_in_place(buf)?;
