@@ -113,6 +113,15 @@ pub fn render_show(show: &ShowResult, now_unix: u64, color: bool) -> String {
     if !drops.is_empty() {
         field(&mut out, "dropped packets", &drops.join(", "));
     }
+    let restarts: Vec<String> = iface
+        .dataplane_restarts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(task, n)| format!("{} {n}", clean(task)))
+        .collect();
+    if !restarts.is_empty() {
+        field(&mut out, "data-plane restarts", &restarts.join(", "));
+    }
 
     for peer in sort_peers(&show.peers) {
         out.push('\n');
@@ -461,6 +470,9 @@ mod tests {
                 addresses: vec!["10.10.0.1/24".into(), "fd10::1/64".into()],
                 mtu: 1420,
                 drops,
+                dataplane_restarts: [("send".to_string(), 1), ("handshake".to_string(), 0)]
+                    .into_iter()
+                    .collect(),
             },
             // Deliberately out of display order.
             peers: vec![nameless, bob, alice],
@@ -476,6 +488,7 @@ interface: vpn0
   addresses: 10.10.0.1/24, fd10::1/64
   mtu: 1420
   dropped packets: replay 2
+  data-plane restarts: send 1
 
 peer: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg= (alice)
   state: online

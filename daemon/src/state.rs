@@ -101,6 +101,7 @@ impl Daemon {
                 .collect(),
             mtu: cfg.interface.mtu,
             drops: self.dp.drops.snapshot(),
+            dataplane_restarts: self.dp.restarts.snapshot(),
         };
         let peers = cfg.peers.iter().map(|pc| self.peer_info(pc)).collect();
         ShowResult { interface, peers }

@@ -253,3 +253,148 @@ fn crashed_peer_is_restarted_alone_then_marked_failed() {
     );
     eprintln!("test took {:?}", guard.elapsed());
 }
+
+/// `interface.dataplane_restarts[task]` in `show`.
+fn dataplane_restarts(socket: &Path, task: &str) -> u64 {
+    rpc_ok(socket, "show", None)["interface"]["dataplane_restarts"][task]
+        .as_u64()
+        .expect("show has interface.dataplane_restarts for every task")
+}
+
+/// Arms a panic in data-plane task `task` of `hub`, sets it off with pings from `h` to
+/// `target` (the handshake worker is woken by the RPC itself) and waits until the root
+/// restarted it `expect` times in all.
+fn panic_dataplane(hub: &Vpnd, h: &Netns, target: &str, task: &str, expect: u64) {
+    let socket = hub.socket();
+    let r = rpc_call(
+        socket,
+        "debug.panic_dataplane",
+        Some(json!({ "task": task })),
+    );
+    assert_eq!(r, Ok(Value::Bool(true)), "debug.panic_dataplane {task}");
+    let done = wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+        if task != "handshake" {
+            ping(h, target, 1);
+        }
+        dataplane_restarts(socket, task) == expect
+    });
+    assert!(
+        done,
+        "{task} was not restarted (expected {expect} restarts, show says {})\n{}",
+        rpc_ok(socket, "show", None)["interface"],
+        hub.proc().stderr()
+    );
+}
+
+/// A panic in the receive task, the send task and the handshake worker thread each is noticed
+/// by the root, logged at ERROR and repaired: the task is restarted, `dataplane_restarts`
+/// counts it, and traffic (and, for the handshake worker, new handshakes) flows again. Past the
+/// restart intensity (more than 5 failures of one task in 60 s), vpnd exits with status 1.
+#[test]
+fn dataplane_task_panics_are_restarted_then_stop_the_daemon() {
+    if !require_root_with(&[]) {
+        return;
+    }
+    let binary = fault_injection_vpnd();
+    let guard = TestGuard::new("dataplane_task_panics_are_restarted_then_stop_the_daemon");
+    let h = guard.netns();
+    let a = guard.netns();
+    let _la = VethPair::link(&h, &a, &["10.99.1.1/24"], &["10.99.1.2/24"]);
+    let (kh, ka) = (WgKeys::generate(), WgKeys::generate());
+    let hub_config = VpndConfig::new("vpn0", &kh)
+        .listen_port(51820)
+        .addresses(&["10.10.0.1/24"])
+        .peer(
+            PeerConfig::new(&ka.public, &["10.10.0.2/32"])
+                .name("a")
+                .endpoint("10.99.1.2:51820"),
+        );
+    let mut hub = Vpnd::start_binary(&binary, &h, &hub_config, &[]);
+    let mut va = spoke(&a, &ka, &kh, "10.10.0.2/24", "10.99.1.1:51820");
+    let socket = hub.socket().to_path_buf();
+    assert!(
+        ping_until(&h, "10.10.0.2", Duration::from_secs(10)),
+        "H -> A"
+    );
+    for task in ["receive_v4", "receive_v6", "send", "handshake"] {
+        assert_eq!(dataplane_restarts(&socket, task), 0, "{task}");
+    }
+    let e = rpc_call(
+        &socket,
+        "debug.panic_dataplane",
+        Some(json!({"task": "nothing"})),
+    )
+    .expect_err("unknown task");
+    assert_eq!(e["code"], -32602, "{e}");
+
+    for task in ["receive_v4", "send"] {
+        panic_dataplane(&hub, &h, "10.10.0.2", task, 1);
+        assert!(
+            ping_until(&h, "10.10.0.2", Duration::from_secs(10)),
+            "H -> A after the {task} task was restarted\n{}",
+            hub.proc().stderr()
+        );
+    }
+
+    // The handshake worker: after its restart, a new handshake (A starts afresh) completes.
+    let before = hub.peer(&ka.public).handshakes;
+    panic_dataplane(&hub, &h, "10.10.0.2", "handshake", 1);
+    va.terminate(Duration::from_secs(5)).expect("A stops");
+    va.restart(&a);
+    // A (afresh, without a session) initiates; H's restarted worker must answer.
+    assert!(
+        ping_until(&a, "10.10.0.1", Duration::from_secs(15)),
+        "A -> H after H's handshake worker was restarted\n{}",
+        hub.proc().stderr()
+    );
+    let after = hub.wait_peer(
+        &ka.public,
+        Duration::from_secs(10),
+        "a handshake through the restarted worker",
+        |p| p.handshakes > before,
+    );
+    assert_eq!(after.state, "online");
+    let log = hub.proc().stderr();
+    assert!(
+        log.contains("ERROR") && log.contains("data-plane task failed; restarting it"),
+        "the failures are logged at ERROR:\n{log}"
+    );
+    let out = run_with_timeout(&mut hub.vpnctl(["show"]), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("data-plane restarts: handshake 1, receive_v4 1, send 1"),
+        "vpnctl show:\n{text}"
+    );
+
+    // Past the intensity limit: the sixth failure of the send task within 60 s stops vpnd.
+    for n in 2..=5 {
+        panic_dataplane(&hub, &h, "10.10.0.2", "send", n);
+    }
+    let r = rpc_call(
+        &socket,
+        "debug.panic_dataplane",
+        Some(json!({ "task": "send" })),
+    );
+    assert_eq!(r, Ok(Value::Bool(true)));
+    let mut status = None;
+    for _ in 0..50 {
+        ping(&h, "10.10.0.2", 1);
+        status = hub.proc_mut().wait_exit(Duration::from_millis(100));
+        if status.is_some() {
+            break;
+        }
+    }
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "vpnd still runs after a sixth send-task failure\n{}",
+            hub.proc().stderr()
+        )
+    });
+    assert_eq!(status.code(), Some(1), "{}", hub.proc().stderr());
+    assert!(
+        hub.proc().stderr().contains("failed more than 5 times"),
+        "the log says why vpnd stopped"
+    );
+    eprintln!("test took {:?}", guard.elapsed());
+}

@@ -182,6 +182,30 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
                 .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
             Ok(Value::Bool(true))
         }
+        #[cfg(feature = "fault-injection")]
+        "debug.panic_dataplane" => {
+            #[derive(serde::Deserialize, Default)]
+            #[serde(deny_unknown_fields)]
+            struct TaskSelector {
+                task: String,
+            }
+            use crate::dataplane::tasks::Task;
+            let sel: TaskSelector = required(p)?;
+            let task = Task::from_name(&sel.task).ok_or_else(|| {
+                RpcError::new(
+                    rpc::INVALID_PARAMS,
+                    format!(
+                        "task: unknown data-plane task {:?} (one of receive_v4, receive_v6, send, handshake)",
+                        sel.task
+                    ),
+                )
+            })?;
+            daemon.dp.faults.arm(task);
+            if task == Task::Handshake {
+                daemon.dp.handshakes.poke();
+            }
+            Ok(Value::Bool(true))
+        }
         other => Err(RpcError::new(
             rpc::METHOD_NOT_FOUND,
             format!("method not found: {other}"),

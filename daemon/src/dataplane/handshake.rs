@@ -116,8 +116,14 @@ impl HandshakeQueue {
         }
     }
 
-    /// Starts the worker thread. It ends when the data plane is dropped.
-    pub fn start_worker(dp: &Arc<DataPlane>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// Starts the worker thread. It ends when the data plane is dropped. If it panics, it
+    /// hands its queue back (so [`HandshakeQueue::start_worker`] can start a new worker on
+    /// the same queue, losing at most the message it was working on) and calls `on_panic`
+    /// with the panic message, on the dying thread.
+    pub fn start_worker(
+        dp: &Arc<DataPlane>,
+        on_panic: impl FnOnce(String) + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let rx = dp
             .handshakes
             .rx
@@ -127,7 +133,35 @@ impl HandshakeQueue {
         let weak = Arc::downgrade(dp);
         std::thread::Builder::new()
             .name("vpnd-handshake".into())
-            .spawn(move || worker(weak, rx))
+            .spawn(move || {
+                let mut rx = rx;
+                // The worker's state is the queue and the shared data plane: the queue is
+                // consistent between messages, and everything shared sits behind locks that
+                // unwinding releases.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker(&weak, &mut rx)
+                }));
+                if let Err(payload) = r {
+                    if let Some(dp) = weak.upgrade() {
+                        *dp.handshakes.rx.lock() = Some(rx);
+                    }
+                    on_panic(crate::dataplane::tasks::panic_message(&*payload));
+                }
+            })
+    }
+
+    /// Wakes the worker with an empty message (dropped as too short): lets an armed fault
+    /// point fire without a real handshake.
+    #[cfg(feature = "fault-injection")]
+    pub fn poke(&self) {
+        let job = Job {
+            src: SocketAddr::from(([127, 0, 0, 1], 0)),
+            len: 0,
+            bytes: [0; INITIATION_LEN],
+        };
+        if self.tx.try_send(job).is_ok() {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -152,12 +186,14 @@ fn lower_priority() {
     }
 }
 
-fn worker(dp: Weak<DataPlane>, mut rx: mpsc::Receiver<Job>) {
+fn worker(dp: &Weak<DataPlane>, rx: &mut mpsc::Receiver<Job>) {
     lower_priority();
     let mut last_gc = Instant::now();
     while let Some(job) = rx.blocking_recv() {
         let Some(dp) = dp.upgrade() else { return };
         dp.handshakes.depth.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(feature = "fault-injection")]
+        dp.faults.trip(crate::dataplane::tasks::Task::Handshake);
         let now = Instant::now();
         if let Err(reason) = process(&dp, &job, now) {
             dp.drops.inc(reason.name());

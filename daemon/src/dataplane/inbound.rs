@@ -42,7 +42,7 @@ pub const RX_BATCH_BYTES: usize = RECV_MSGS * RECV_BUF + TUN_BATCH * TUN_BUF_CAP
 const _: () = assert!(RX_BATCH_BYTES <= 12 << 20);
 
 /// Which socket a receive loop serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// IPv4.
     V4,
@@ -165,7 +165,8 @@ impl RxBatch {
     }
 }
 
-/// Receives datagrams on one socket of `sockets` until cancelled.
+/// Receives datagrams on one socket of `sockets` until cancelled (it returns only when it
+/// cannot run at all; its supervisor treats that as a failure).
 pub async fn run(
     dp: Arc<DataPlane>,
     sockets: Arc<crate::dataplane::udp::UdpSockets>,
@@ -194,6 +195,11 @@ pub async fn run(
                 continue;
             }
         };
+        #[cfg(feature = "fault-injection")]
+        dp.faults.trip(match family {
+            Family::V4 => crate::dataplane::tasks::Task::ReceiveV4,
+            Family::V6 => crate::dataplane::tasks::Task::ReceiveV6,
+        });
         handle_batch(&dp, &mut rx, n, Instant::now()).await;
     }
 }

@@ -39,6 +39,7 @@ pub mod outbound;
 pub mod peer_handle;
 pub mod region;
 pub mod router;
+pub mod tasks;
 pub mod udp;
 
 use crate::dataplane::counters::DropCounters;
@@ -177,6 +178,11 @@ pub struct DataPlane {
     pub options: DataPlaneOptions,
     /// Threads that seal large batches in parallel (`None`: the I/O task seals).
     pub crypto: Option<rayon::ThreadPool>,
+    /// Restarts of each data-plane task after a failure.
+    pub restarts: tasks::TaskRestarts,
+    /// Test-only fault points.
+    #[cfg(feature = "fault-injection")]
+    pub faults: tasks::FaultPoints,
 }
 
 impl DataPlane {

@@ -246,6 +246,8 @@ pub async fn run(dp: Arc<DataPlane>) -> OutboundEnd {
                 continue;
             }
         }
+        #[cfg(feature = "fault-injection")]
+        dp.faults.trip(crate::dataplane::tasks::Task::Send);
         let udp = dp.udp();
         seal_batch(&dp.batch_context(&udp), &mut batch, Instant::now());
         send_batch(&dp, &udp, &batch).await;

@@ -83,11 +83,11 @@ pub(super) async fn apply(
         }
     }
     if let Some(udp) = new_udp {
-        for t in st.inbound.drain(..) {
+        for (_, t) in st.inbound.drain(..) {
             t.abort();
         }
         dp.udp.store(udp.clone());
-        st.inbound = spawn_inbound(&dp, &udp);
+        st.inbound = spawn_inbound(&dp, &udp, myself);
     }
     if plan.mtu.is_some() || plan.rekey_after_bytes.is_some() {
         let settings = peer_settings(&new, dp.timer_divisor);

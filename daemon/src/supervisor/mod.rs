@@ -3,6 +3,11 @@
 //! tears everything down in order when it stops.
 
 mod apply;
+mod restart;
+mod tasks;
+
+pub use restart::{Intensity, MAX_RESTARTS, RESTART_WINDOW};
+pub(crate) use tasks::spawn_inbound;
 
 use crate::actors::config::{ConfigActor, ConfigArgs, ConfigMsg};
 use crate::actors::control::{ControlActor, ControlArgs};
@@ -13,8 +18,9 @@ use crate::actors::uapi::{UapiActor, UapiArgs};
 use crate::config::{Config, PeerConfig};
 use crate::dataplane::handshake::HandshakeQueue;
 use crate::dataplane::outbound::OutboundEnd;
+use crate::dataplane::tasks::Task;
 use crate::dataplane::udp::UdpSockets;
-use crate::dataplane::{inbound, outbound, Clock, DataPlane};
+use crate::dataplane::{Clock, DataPlane};
 use crate::reconfig::ChangeReport;
 use crate::state::Daemon;
 use parking_lot::RwLock;
@@ -28,15 +34,10 @@ use ractor::{
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an RPC to a child may take.
 pub(crate) const CALL_TIMEOUT_MS: u64 = 10_000;
-/// Restart intensity: more than this many restarts of one peer within [`RESTART_WINDOW`]
-/// marks it failed.
-pub const MAX_RESTARTS: usize = 5;
-/// Window of the restart intensity limit.
-pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// How long installing routes for `n` prefixes may take: [`CALL_TIMEOUT_MS`] plus 0.1 ms a
 /// route. The kernel needs about 10 µs a route on an idle machine; 100,000 routes on a loaded
 /// one took over 10 s, and a start-up that times out fails.
@@ -78,6 +79,16 @@ pub enum RootMsg {
     /// The outbound task stopped reading the TUN (the interface was deleted, or the device
     /// failed).
     TunClosed(OutboundEnd),
+    /// A data-plane task or thread failed (panicked, or returned when it should run until
+    /// cancelled). `id` is the tokio task's, to ignore reports of tasks replaced meanwhile.
+    DataPlaneFailed {
+        /// Which task.
+        task: Task,
+        /// The failed tokio task (`None` for the handshake thread).
+        id: Option<tokio::task::Id>,
+        /// What happened.
+        error: String,
+    },
     /// Makes one PeerActor panic (fault injection for tests).
     #[cfg(feature = "fault-injection")]
     PanicPeer(PublicKey),
@@ -89,6 +100,7 @@ impl std::fmt::Debug for RootMsg {
             RootMsg::Apply(..) => "Apply",
             RootMsg::Reload(..) => "Reload",
             RootMsg::TunClosed(..) => "TunClosed",
+            RootMsg::DataPlaneFailed { .. } => "DataPlaneFailed",
             #[cfg(feature = "fault-injection")]
             RootMsg::PanicPeer(..) => "PanicPeer",
         })
@@ -112,9 +124,12 @@ pub struct RootState {
     pub(crate) config_actor: ActorRef<ConfigMsg>,
     pub(crate) peers: HashMap<ActorId, PeerEntry>,
     pub(crate) outbound: tokio::task::JoinHandle<()>,
-    pub(crate) inbound: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) inbound: Vec<(Task, tokio::task::JoinHandle<()>)>,
     pub(crate) sighup: tokio::task::JoinHandle<()>,
-    pub(crate) restart_times: HashMap<PublicKey, Vec<Instant>>,
+    /// Recent failures of each peer's actor.
+    pub(crate) restart_times: HashMap<PublicKey, Intensity>,
+    /// Recent failures of each data-plane task.
+    pub(crate) dataplane_failures: HashMap<Task, Intensity>,
 }
 
 /// The root supervisor.
@@ -150,29 +165,6 @@ pub(crate) fn route_prefixes(config: &Config, configless: bool) -> Vec<(std::net
         .flat_map(|p| p.allowed_ips.iter())
         .map(|p| (p.masked().addr(), p.prefix_len()))
         .collect()
-}
-
-/// Starts the receive loops for a set of sockets.
-pub(crate) fn spawn_inbound(
-    dp: &Arc<DataPlane>,
-    udp: &Arc<UdpSockets>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut v = Vec::new();
-    if udp.v4.is_some() {
-        v.push(tokio::spawn(inbound::run(
-            dp.clone(),
-            udp.clone(),
-            inbound::Family::V4,
-        )));
-    }
-    if udp.v6.is_some() {
-        v.push(tokio::spawn(inbound::run(
-            dp.clone(),
-            udp.clone(),
-            inbound::Family::V6,
-        )));
-    }
-    v
 }
 
 pub(crate) fn peer_settings(config: &Config, timer_divisor: u32) -> PeerSettings {
@@ -311,6 +303,9 @@ impl Actor for Root {
             clock: Clock::now(),
             options,
             crypto: options.crypto_pool(),
+            restarts: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            faults: Default::default(),
         });
         tracing::info!(
             port = udp.port(),
@@ -321,9 +316,9 @@ impl Actor for Root {
             crypto_workers = options.crypto_workers,
             "listening"
         );
-        HandshakeQueue::start_worker(&dp)?;
-        let outbound = spawn_outbound(&dp, &myself);
-        let inbound = spawn_inbound(&dp, &udp);
+        tasks::start_handshake_worker(&dp, &myself)?;
+        let outbound = tasks::spawn_outbound(&dp, &myself);
+        let inbound = spawn_inbound(&dp, &udp, &myself);
 
         // The kernel's work for the routes (about 10 µs each) and the peers' start-up (an
         // X25519 each) overlap: the InterfaceActor installs routes while peers start.
@@ -392,6 +387,7 @@ impl Actor for Root {
             inbound,
             sighup,
             restart_times: HashMap::new(),
+            dataplane_failures: HashMap::new(),
         })
     }
 
@@ -435,6 +431,9 @@ impl Actor for Root {
             RootMsg::TunClosed(OutboundEnd::Failed(e)) => {
                 myself.stop(Some(format!("reading the TUN device failed: {e}")));
             }
+            RootMsg::DataPlaneFailed { task, id, error } => {
+                restart::dataplane_failed(&myself, st, task, id, error);
+            }
             #[cfg(feature = "fault-injection")]
             RootMsg::PanicPeer(key) => {
                 if let Some(e) = st.peers.values().find(|e| e.key == key) {
@@ -472,7 +471,7 @@ impl Actor for Root {
     ) -> Result<(), ActorProcessingErr> {
         st.outbound.abort();
         st.sighup.abort();
-        for t in st.inbound.drain(..) {
+        for (_, t) in st.inbound.drain(..) {
             t.abort();
         }
         for c in [st.control.take(), st.uapi.take()].into_iter().flatten() {
@@ -547,102 +546,4 @@ pub(crate) async fn spawn_uapi(
     )
     .await?;
     Ok(uapi)
-}
-
-/// Starts the outbound task; when it ends on its own the root hears why.
-fn spawn_outbound(dp: &Arc<DataPlane>, root: &ActorRef<RootMsg>) -> tokio::task::JoinHandle<()> {
-    let (dp, root) = (dp.clone(), root.clone());
-    tokio::spawn(async move {
-        let end = outbound::run(dp).await;
-        let _ = root.cast(RootMsg::TunClosed(end));
-    })
-}
-
-impl Root {
-    async fn child_failed(
-        &self,
-        myself: &ActorRef<RootMsg>,
-        st: &mut RootState,
-        cell: ActorCell,
-        err: String,
-    ) {
-        let id = cell.get_id();
-        if let Some(entry) = st.peers.remove(&id) {
-            let now = Instant::now();
-            let times = st.restart_times.entry(entry.key).or_default();
-            times.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
-            times.push(now);
-            let too_many = times.len() > MAX_RESTARTS;
-            let total = {
-                let mut r = st.daemon.restarts.write();
-                let n = r.entry(entry.key).or_default();
-                if !too_many {
-                    *n += 1;
-                }
-                *n
-            };
-            if too_many {
-                tracing::error!(peer = %entry.key, error = %err,
-                    "peer actor failed more than {MAX_RESTARTS} times in {RESTART_WINDOW:?}; marking it failed");
-                st.daemon.failed.write().insert(entry.key);
-                st.daemon.dp.router.remove_key(&entry.key);
-                return;
-            }
-            tracing::error!(peer = %entry.key, error = %err, restarts = total, "peer actor failed; restarting it");
-            let config = st
-                .daemon
-                .config
-                .read()
-                .peers
-                .iter()
-                .find(|p| p.public_key == entry.key)
-                .cloned();
-            if let Some(pc) = config {
-                let dp = st.daemon.dp.clone();
-                Root::spawn_peer(myself, &mut st.peers, &dp, pc).await;
-            }
-        } else if st.control.as_ref().is_some_and(|c| c.get_id() == id) {
-            tracing::error!(error = %err, "control server failed; restarting it");
-            let config = st.daemon.config.read().clone();
-            match spawn_control(&myself.get_cell(), &config, &st.daemon).await {
-                Ok(c) => st.control = Some(c),
-                Err(e) => {
-                    tracing::error!(error = %e, "control server could not be restarted");
-                    st.control = None;
-                }
-            }
-        } else if st.uapi.as_ref().is_some_and(|c| c.get_id() == id) {
-            tracing::error!(error = %err, "UAPI server failed; restarting it");
-            let config = st.daemon.config.read().clone();
-            st.uapi = None;
-            if let Some(dir) = st.uapi_dir.clone() {
-                match spawn_uapi(&myself.get_cell(), &dir, &config, &st.daemon).await {
-                    Ok(c) => st.uapi = Some(c),
-                    Err(e) => tracing::error!(error = %e, "UAPI server could not be restarted"),
-                }
-            }
-        } else if st.config_actor.get_id() == id {
-            tracing::error!(error = %err, "config actor failed; restarting it");
-            let config = st.daemon.config.read().clone();
-            let path = config.source_path.clone();
-            match Actor::spawn_linked(
-                None,
-                ConfigActor,
-                ConfigArgs {
-                    path,
-                    initial: config,
-                    root: Some(myself.clone()),
-                },
-                myself.get_cell(),
-            )
-            .await
-            {
-                Ok((a, _)) => st.config_actor = a,
-                Err(e) => tracing::error!(error = %e, "config actor could not be restarted"),
-            }
-        } else {
-            tracing::error!(error = %err, "essential actor failed; stopping");
-            myself.stop(Some(format!("child failed: {err}")));
-        }
-    }
 }

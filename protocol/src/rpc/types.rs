@@ -138,6 +138,10 @@ pub struct InterfaceInfo {
     /// Network packets dropped, by reason.
     #[serde(default)]
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Restarts of each data-plane task after a failure (`receive_v4`, `receive_v6`, `send`,
+    /// `handshake`).
+    #[serde(default)]
+    pub dataplane_restarts: std::collections::BTreeMap<String, u64>,
 }
 
 /// One peer in `show`.
