@@ -3,6 +3,7 @@
 //! [`PeerHandle`].
 
 use crate::config::{Endpoint, PeerConfig};
+use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
 use crate::dataplane::router::PeerIndexRegistry;
 use crate::dataplane::DataPlane;
@@ -306,7 +307,7 @@ impl PeerActor {
                 tracing::debug!(dst = %t.dst, error = %e, "send failed");
                 st.dp
                     .drops
-                    .inc(crate::dataplane::counters::reason::SEND_FAILED);
+                    .inc(crate::dataplane::counters::Reason::SendFailed);
             }
         }
         let who = label(&st.config);
@@ -333,7 +334,7 @@ impl PeerActor {
                     }
                 }
                 E::QueueDropped { packets } => {
-                    st.dp.drops.add("queue_overflow", packets as u64);
+                    st.dp.drops.add(Reason::QueueOverflow, packets as u64);
                 }
             }
         }

@@ -112,7 +112,7 @@ impl HandshakeQueue {
         if self.tx.try_send(job).is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             dp.drops
-                .inc(crate::dataplane::counters::reason::HANDSHAKE_QUEUE_FULL);
+                .inc(crate::dataplane::counters::Reason::HandshakeQueueFull);
         }
     }
 
@@ -196,7 +196,7 @@ fn worker(dp: &Weak<DataPlane>, rx: &mut mpsc::Receiver<Job>) {
         dp.faults.trip(crate::dataplane::tasks::Task::Handshake);
         let now = Instant::now();
         if let Err(reason) = process(&dp, &job, now) {
-            dp.drops.inc(reason.name());
+            dp.drops.inc(reason);
             tracing::trace!(src = %job.src, %reason, "handshake message dropped");
         }
         if now.saturating_duration_since(last_gc) >= Duration::from_secs(1) {

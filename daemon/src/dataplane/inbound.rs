@@ -11,7 +11,7 @@
 //! I/O; nothing is allocated per packet.
 
 use crate::dataplane::batch_udp::{Received, RECV_BUF, RECV_MSGS};
-use crate::dataplane::counters::reason;
+use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
 use crate::dataplane::region::Region;
 use crate::dataplane::router::ip_addresses;
@@ -135,7 +135,7 @@ impl TunBatch {
             .await
         {
             tracing::debug!(error = %e, "TUN write failed");
-            dp.drops.inc(reason::TUN_WRITE_FAILED);
+            dp.drops.inc(Reason::TunWriteFailed);
         }
     }
 }
@@ -242,7 +242,7 @@ pub async fn handle_batch(dp: &DataPlane, rx: &mut RxBatch, n: usize, now: Insta
             continue;
         };
         if m.len == 0 {
-            dp.drops.inc(reason::TRUNCATED);
+            dp.drops.inc(Reason::Truncated);
             continue;
         }
         let buf = &mut region[k * RECV_BUF..k * RECV_BUF + m.len];
@@ -305,11 +305,11 @@ impl Opener {
         if self.run.as_ref().is_none_or(|r| r.index != index) {
             self.finish(dp, now);
             let Some(peer) = dp.router.by_index(index) else {
-                return dp.drops.inc(DropReason::UnknownIndex.name());
+                return dp.drops.inc(DropReason::UnknownIndex);
             };
             let keypair = match peer.with_peer(dp.udp, |p| p.receiving_keypair(index, now)) {
                 Ok(k) => k,
-                Err(e) => return dp.drops.inc(DropReason::Data(e).name()),
+                Err(e) => return dp.drops.inc(DropReason::Data(e)),
             };
             self.run = Some(Run {
                 index,
@@ -328,7 +328,7 @@ impl Opener {
         let wire_len = datagram.len();
         let n = match run.keypair.open_in_place(datagram) {
             Ok(n) => n,
-            Err(e) => return dp.drops.inc(DropReason::Data(DataError::from(e)).name()),
+            Err(e) => return dp.drops.inc(DropReason::Data(DataError::from(e))),
         };
         run.wire += wire_len;
         run.src = src;
@@ -339,14 +339,12 @@ impl Opener {
         run.data = true;
         let plain = &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + n];
         let Some(len) = inner_packet_len(plain) else {
-            return dp
-                .drops
-                .inc(DropReason::Data(DataError::InvalidInner).name());
+            return dp.drops.inc(DropReason::Data(DataError::InvalidInner));
         };
         let inner = &plain[..len];
         // Cryptokey routing: the inner source must belong to the sending peer.
         let Some((source, _)) = ip_addresses(inner) else {
-            return dp.drops.inc(DropReason::AllowedIps.name());
+            return dp.drops.inc(DropReason::AllowedIps);
         };
         if run.allowed_len != source.len() || run.allowed[..source.len()] != *source {
             let owned = dp
@@ -354,7 +352,7 @@ impl Opener {
                 .by_ip(source)
                 .is_some_and(|owner| Arc::ptr_eq(&owner, &run.peer));
             if !owned {
-                return dp.drops.inc(DropReason::AllowedIps.name());
+                return dp.drops.inc(DropReason::AllowedIps);
             }
             run.allowed[..source.len()].copy_from_slice(source);
             run.allowed_len = source.len();
@@ -379,7 +377,7 @@ impl Opener {
 pub async fn handle_datagram(dp: &DataPlane, buf: &mut [u8], src: SocketAddr, now: Instant) {
     let msg = match Message::parse(buf) {
         Ok(m) => m,
-        Err(e) => return dp.drops.inc(DropReason::Malformed(e).name()),
+        Err(e) => return dp.drops.inc(DropReason::Malformed(e)),
     };
     match msg {
         Message::Transport(_) => {
@@ -399,13 +397,10 @@ pub async fn handle_datagram(dp: &DataPlane, buf: &mut [u8], src: SocketAddr, no
             let identity = dp.identity.read().clone();
             if !identity.is_set() {
                 // No private key yet (a UAPI-configured device before `set private_key`).
-                return dp.drops.inc(
-                    DropReason::Handshake(protocol::noise::handshake::HandshakeError::NoPrivateKey)
-                        .name(),
-                );
+                return dp.drops.inc(Reason::NoPrivateKey);
             }
             if !dp.handshakes.checker_verify_mac1(&identity, buf) {
-                return dp.drops.inc(DropReason::BadMac1.name());
+                return dp.drops.inc(DropReason::BadMac1);
             }
             dp.handshakes.submit(dp, buf, src, now);
         }

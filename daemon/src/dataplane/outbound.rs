@@ -8,7 +8,7 @@
 //! across I/O; nothing is allocated.
 
 use crate::dataplane::batch_udp::Outgoing;
-use crate::dataplane::counters::reason;
+use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
 use crate::dataplane::region::Region;
 use crate::dataplane::router::ip_addresses;
@@ -226,7 +226,7 @@ pub async fn run(dp: Arc<DataPlane>) -> OutboundEnd {
             Err(e) if e.raw_os_error().is_none() => {
                 // One malformed packet from the kernel; nothing wrong with the device.
                 tracing::debug!(error = %e, "TUN packet dropped");
-                dp.drops.inc(reason::BAD_TUN_PACKET);
+                dp.drops.inc(Reason::BadTunPacket);
                 continue;
             }
             Err(e) => {
@@ -303,9 +303,9 @@ pub fn seal_batch(dp: &BatchContext<'_>, batch: &mut TxBatch, now: Instant) {
         let Some(peer) = routes.lookup(dp, batch.inner(i)) else {
             let bad = ip_addresses(batch.inner(i)).is_none();
             dp.drops.inc(if bad {
-                reason::BAD_TUN_PACKET
+                Reason::BadTunPacket
             } else {
-                reason::NO_ROUTE
+                Reason::NoRoute
             });
             batch.wire[i] = 0;
             i += 1;
@@ -357,7 +357,7 @@ fn seal_run(
                 Ok(Encapsulated::Queued) => 0,
                 Err(e) => {
                     tracing::debug!(error = %e, "seal failed");
-                    dp.drops.inc(reason::SEND_FAILED);
+                    dp.drops.inc(Reason::SendFailed);
                     0
                 }
             };
@@ -380,7 +380,7 @@ fn seal_run(
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "seal failed");
-                dp.drops.inc(reason::SEND_FAILED);
+                dp.drops.inc(Reason::SendFailed);
                 0
             }
         };
@@ -439,7 +439,7 @@ pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
         }
         let Some(sock) = sock else {
             dp.drops.add(
-                reason::SEND_FAILED,
+                Reason::SendFailed,
                 (0..batch.count)
                     .filter(|&i| out.datagram(i).is_some())
                     .count() as u64,
@@ -472,7 +472,7 @@ async fn send_family(
         match r {
             Ok(s) => {
                 if s.failed > 0 {
-                    dp.drops.add(reason::SEND_FAILED, s.failed as u64);
+                    dp.drops.add(Reason::SendFailed, s.failed as u64);
                 }
                 next = s.next;
             }
@@ -495,7 +495,7 @@ async fn send_family(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "UDP send failed");
-                dp.drops.inc(reason::SEND_FAILED);
+                dp.drops.inc(Reason::SendFailed);
                 return;
             }
         }
@@ -512,7 +512,7 @@ async fn send_family(
     for i in 0..out.count() {
         if let Some((bytes, dst)) = out.datagram(i) {
             if sock.send_to(bytes, dst).await.is_err() {
-                dp.drops.inc(reason::SEND_FAILED);
+                dp.drops.inc(Reason::SendFailed);
             }
         }
     }
