@@ -176,122 +176,184 @@ pub struct Sent {
 /// `EINVAL`/`EMSGSIZE` for a message of several segments, are returned to the caller, which
 /// should retry without GSO (for good after `EIO`, for that call otherwise).
 pub fn send(fd: RawFd, out: &impl Outgoing, start: usize, gso: bool) -> io::Result<Sent> {
-    // SAFETY: plain C structs for which all-zero bytes are valid.
-    let mut hdrs: [libc::mmsghdr; SEND_MSGS] = unsafe { mem::zeroed() };
-    // SAFETY: as above.
-    let mut iovs: [libc::iovec; SEND_IOVS] = unsafe { mem::zeroed() };
-    let mut addrs = [RawAddr::zeroed(); SEND_MSGS];
-    let mut cmsgs = [Cmsg([0; 32]); SEND_MSGS];
-    // For each message: index one past its last datagram.
-    let mut ends = [0usize; SEND_MSGS];
-
-    let total = out.count();
-    let mut i = start;
-    let mut nmsg = 0;
-    let mut niov = 0;
-    while i < total && nmsg < SEND_MSGS && niov < SEND_IOVS {
-        let Some((first, dst)) = out.datagram(i) else {
-            i += 1;
-            if nmsg == 0 {
-                // Nothing gathered yet: keep scanning.
-                continue;
-            }
-            ends[nmsg - 1] = i;
-            continue;
-        };
-        let seg = first.len();
-        let iov_start = niov;
-        iovs[niov] = libc::iovec {
-            iov_base: first.as_ptr() as *mut libc::c_void,
-            iov_len: seg,
-        };
-        niov += 1;
-        let mut bytes = seg;
-        i += 1;
-        if gso {
-            // Extend the run: same destination, same size; a shorter datagram ends it.
-            while i < total
-                && niov < SEND_IOVS
-                && niov - iov_start < MAX_GSO_SEGMENTS
-                && bytes + seg <= MAX_GSO_BYTES
-            {
-                let Some((next, next_dst)) = out.datagram(i) else {
-                    break;
-                };
-                if next_dst != dst || next.len() > seg {
-                    break;
-                }
-                iovs[niov] = libc::iovec {
-                    iov_base: next.as_ptr() as *mut libc::c_void,
-                    iov_len: next.len(),
-                };
-                niov += 1;
-                bytes += next.len();
-                i += 1;
-                if next.len() < seg {
-                    break;
-                }
-            }
-        }
-        let segments = niov - iov_start;
-        let h = &mut hdrs[nmsg].msg_hdr;
-        h.msg_namelen = addrs[nmsg].set(&dst);
-        h.msg_name = (&mut addrs[nmsg] as *mut RawAddr).cast();
-        h.msg_iov = iovs[iov_start..].as_mut_ptr();
-        h.msg_iovlen = segments as _;
-        if segments > 1 {
-            let buf = &mut cmsgs[nmsg];
-            h.msg_control = buf.0.as_mut_ptr().cast();
-            // SAFETY: CMSG_SPACE is a pure size computation.
-            h.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as _;
-            // SAFETY: msg_control points at a live, aligned buffer of msg_controllen bytes, so
-            // the first header and its data area lie inside it.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(h);
-                (*c).cmsg_level = libc::SOL_UDP;
-                (*c).cmsg_type = UDP_SEGMENT;
-                (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg as u16);
-            }
-        }
-        ends[nmsg] = i;
-        nmsg += 1;
-    }
+    let mut b = SendBufs::new();
+    let (nmsg, i) = b.gather(out, start, gso);
     if nmsg == 0 {
         return Ok(Sent { next: i, failed: 0 });
     }
-    // SAFETY: hdrs[..nmsg] point at iovecs, addresses and control buffers that live on this
-    // stack frame, and the iovecs at datagrams borrowed from `out` for the whole call.
-    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), nmsg as u32, 0) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => Err(io::ErrorKind::WouldBlock.into()),
-            // EIO: the device cannot do GSO; EINVAL/EMSGSIZE on a GSO message: its segments
-            // are too big for the path. The caller retries without GSO.
-            Some(libc::EIO) if gso => Err(e),
-            Some(libc::EINVAL) | Some(libc::EMSGSIZE) if gso && hdrs[0].msg_hdr.msg_iovlen > 1 => {
-                Err(e)
-            }
-            _ => {
-                // The first message failed: drop it and go on with the rest.
-                let first_end = ends[0];
-                let failed = (start..first_end)
-                    .filter(|&j| out.datagram(j).is_some())
-                    .count();
-                tracing::trace!(error = %e, "UDP send failed");
-                Ok(Sent {
-                    next: first_end,
-                    failed,
-                })
-            }
-        };
-    }
+    let hdrs = b.hdrs.as_mut_ptr();
+    // SAFETY: hdrs[..nmsg] point at iovecs, addresses and control buffers in `b`, which lives
+    // (unmoved) on this stack frame, and the iovecs at datagrams borrowed from `out` for the
+    // whole call.
+    let r = retry_eintr(|| unsafe { libc::sendmmsg(fd, hdrs, nmsg as u32, 0) });
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => Err(io::ErrorKind::WouldBlock.into()),
+                // EIO: the device cannot do GSO; EINVAL/EMSGSIZE on a GSO message: its
+                // segments are too big for the path. The caller retries without GSO.
+                Some(libc::EIO) if gso => Err(e),
+                Some(libc::EINVAL) | Some(libc::EMSGSIZE)
+                    if gso && b.hdrs[0].msg_hdr.msg_iovlen > 1 =>
+                {
+                    Err(e)
+                }
+                _ => {
+                    // The first message failed: drop it and go on with the rest.
+                    let first_end = b.ends[0];
+                    let failed = (start..first_end)
+                        .filter(|&j| out.datagram(j).is_some())
+                        .count();
+                    tracing::trace!(error = %e, "UDP send failed");
+                    Ok(Sent {
+                        next: first_end,
+                        failed,
+                    })
+                }
+            };
+        }
+    };
     let sent = r as usize;
     Ok(Sent {
-        next: if sent == 0 { start } else { ends[sent - 1] },
+        next: if sent == 0 { start } else { b.ends[sent - 1] },
         failed: 0,
     })
+}
+
+/// Most times a system call interrupted by a signal is started again before giving up.
+const MAX_EINTR_RETRIES: usize = 64;
+
+/// Runs `call` (a system call returning -1 and `errno` on failure) again while a signal
+/// interrupts it. EINTR means nothing was transferred, not that the socket is not ready:
+/// reported as `WouldBlock` it would make tokio forget readiness the socket still has, and the
+/// task could wait for an edge that never comes while data waits in the buffer.
+fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
+    let mut tries = 0;
+    loop {
+        let r = call();
+        if r >= 0 {
+            return Ok(r);
+        }
+        let e = io::Error::last_os_error();
+        tries += 1;
+        if e.raw_os_error() != Some(libc::EINTR) || tries >= MAX_EINTR_RETRIES {
+            return Err(e);
+        }
+    }
+}
+
+/// The scratch space of one `sendmmsg` call: message headers and what they point into. It must
+/// not move between [`SendBufs::gather`] and the call.
+struct SendBufs {
+    hdrs: [libc::mmsghdr; SEND_MSGS],
+    iovs: [libc::iovec; SEND_IOVS],
+    addrs: [RawAddr; SEND_MSGS],
+    cmsgs: [Cmsg; SEND_MSGS],
+    /// For each message: index one past its last datagram.
+    ends: [usize; SEND_MSGS],
+}
+
+impl SendBufs {
+    fn new() -> Self {
+        SendBufs {
+            // SAFETY: plain C structs for which all-zero bytes are valid.
+            hdrs: unsafe { mem::zeroed() },
+            // SAFETY: as above.
+            iovs: unsafe { mem::zeroed() },
+            addrs: [RawAddr::zeroed(); SEND_MSGS],
+            cmsgs: [Cmsg([0; 32]); SEND_MSGS],
+            ends: [0; SEND_MSGS],
+        }
+    }
+
+    /// Fills the headers for datagrams `start..` of `out` (see [`send`]); returns how many
+    /// messages they make and the index of the first datagram left for the next call.
+    fn gather(&mut self, out: &impl Outgoing, start: usize, gso: bool) -> (usize, usize) {
+        // For each message: its first iovec.
+        let mut iov_starts = [0usize; SEND_MSGS];
+        let total = out.count();
+        let mut i = start;
+        let mut nmsg = 0;
+        let mut niov = 0;
+        while i < total && nmsg < SEND_MSGS && niov < SEND_IOVS {
+            let Some((first, dst)) = out.datagram(i) else {
+                i += 1;
+                if nmsg == 0 {
+                    // Nothing gathered yet: keep scanning.
+                    continue;
+                }
+                self.ends[nmsg - 1] = i;
+                continue;
+            };
+            let seg = first.len();
+            let iov_start = niov;
+            self.iovs[niov] = libc::iovec {
+                iov_base: first.as_ptr() as *mut libc::c_void,
+                iov_len: seg,
+            };
+            niov += 1;
+            let mut bytes = seg;
+            i += 1;
+            if gso {
+                // Extend the run: same destination, same size; a shorter datagram ends it.
+                while i < total
+                    && niov < SEND_IOVS
+                    && niov - iov_start < MAX_GSO_SEGMENTS
+                    && bytes + seg <= MAX_GSO_BYTES
+                {
+                    let Some((next, next_dst)) = out.datagram(i) else {
+                        break;
+                    };
+                    if next_dst != dst || next.len() > seg {
+                        break;
+                    }
+                    self.iovs[niov] = libc::iovec {
+                        iov_base: next.as_ptr() as *mut libc::c_void,
+                        iov_len: next.len(),
+                    };
+                    niov += 1;
+                    bytes += next.len();
+                    i += 1;
+                    if next.len() < seg {
+                        break;
+                    }
+                }
+            }
+            let segments = niov - iov_start;
+            iov_starts[nmsg] = iov_start;
+            let h = &mut self.hdrs[nmsg].msg_hdr;
+            h.msg_namelen = self.addrs[nmsg].set(&dst);
+            h.msg_name = (&mut self.addrs[nmsg] as *mut RawAddr).cast();
+            h.msg_iovlen = segments as _;
+            if segments > 1 {
+                let buf = &mut self.cmsgs[nmsg];
+                h.msg_control = buf.0.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as _;
+                // SAFETY: msg_control points at a live, aligned buffer of msg_controllen bytes,
+                // so the first header and its data area lie inside it.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(h);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg as u16);
+                }
+            }
+            self.ends[nmsg] = i;
+            nmsg += 1;
+        }
+        // The headers' iovec pointers are derived from one pointer to the array, taken after
+        // the last write to it: a pointer taken per message (`iovs[k..].as_mut_ptr()`) would be
+        // invalidated by the next message's reborrow of the whole array (Stacked Borrows).
+        let base = self.iovs.as_mut_ptr();
+        for (hdr, &first) in self.hdrs[..nmsg].iter_mut().zip(&iov_starts) {
+            // SAFETY: `first` < SEND_IOVS: an index of an iovec written above.
+            hdr.msg_hdr.msg_iov = unsafe { base.add(first) };
+        }
+        (nmsg, i)
+    }
 }
 
 /// One received message: `len` bytes at the start of its buffer, made of datagrams of
@@ -335,25 +397,18 @@ pub fn recv(
         h.msg_control = cmsgs[k].0.as_mut_ptr().cast();
         h.msg_controllen = mem::size_of::<Cmsg>() as _;
     }
+    let hdrs_ptr = hdrs.as_mut_ptr();
     // SAFETY: hdrs[..n] point at iovecs over disjoint chunks of `region`, and at addresses and
     // control buffers on this stack frame, all live for the call.
-    let r = unsafe {
+    let got = retry_eintr(|| unsafe {
         libc::recvmmsg(
             fd,
-            hdrs.as_mut_ptr(),
+            hdrs_ptr,
             n as u32,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
         )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EINTR) => Err(io::ErrorKind::WouldBlock.into()),
-            _ => Err(e),
-        };
-    }
-    let got = r as usize;
+    })? as usize;
     for k in 0..got {
         let h = &hdrs[k];
         let len = h.msg_len as usize;
@@ -395,6 +450,122 @@ mod tests {
         fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
             self.0.get(i).copied()
         }
+    }
+
+    /// The headers `gather` builds point at the right datagrams, read back through the
+    /// pointers the kernel would follow. Under Miri (`cargo +nightly miri test -p vpnd --lib
+    /// batch_udp::tests::gather`) this also checks that no later write invalidated a pointer.
+    #[test]
+    fn gathered_headers_point_at_every_datagram() {
+        let a: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let b: SocketAddr = "[2001:db8::2]:2000".parse().unwrap();
+        let data: Vec<Vec<u8>> = (0..7u8)
+            .map(|k| vec![k; if k == 2 { 50 } else { 100 }])
+            .collect();
+        // a: a run of 2 full + 1 short; b: 2 full; a: 1; then a gap (None) and b again.
+        let dsts = [a, a, a, b, b, a];
+        let mut list: Vec<Option<(&[u8], SocketAddr)>> = dsts
+            .iter()
+            .zip(&data)
+            .map(|(d, v)| Some((v.as_slice(), *d)))
+            .collect();
+        list.push(None);
+        list.push(Some((data[6].as_slice(), b)));
+        struct Gappy<'a>(Vec<Option<(&'a [u8], SocketAddr)>>);
+        impl Outgoing for Gappy<'_> {
+            fn count(&self) -> usize {
+                self.0.len()
+            }
+            fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+                self.0.get(i).copied().flatten()
+            }
+        }
+        let out = Gappy(list);
+        for gso in [true, false] {
+            let mut bufs = SendBufs::new();
+            let (nmsg, next) = bufs.gather(&out, 0, gso);
+            assert_eq!(next, out.count());
+            let expect: Vec<(Vec<usize>, SocketAddr)> = if gso {
+                vec![
+                    (vec![0, 1, 2], a),
+                    (vec![3, 4], b),
+                    (vec![5], a),
+                    (vec![7], b),
+                ]
+            } else {
+                [0, 1, 2, 3, 4, 5, 7]
+                    .iter()
+                    .map(|&k| (vec![k], out.datagram(k).unwrap().1))
+                    .collect()
+            };
+            assert_eq!(nmsg, expect.len(), "gso {gso}");
+            for (m, (idx, dst)) in expect.iter().enumerate() {
+                let h = &bufs.hdrs[m].msg_hdr;
+                assert_eq!(h.msg_iovlen, idx.len(), "message {m}, gso {gso}");
+                // SAFETY: gather set msg_iov to msg_iovlen initialised iovecs in `bufs`, each
+                // over a datagram of `data`, all alive here.
+                let iovs = unsafe { std::slice::from_raw_parts(h.msg_iov, h.msg_iovlen) };
+                for (iov, &k) in iovs.iter().zip(idx) {
+                    // SAFETY: as above.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len)
+                    };
+                    assert_eq!(
+                        bytes,
+                        out.datagram(k).unwrap().0,
+                        "message {m} datagram {k}"
+                    );
+                }
+                // SAFETY: msg_name points at the RawAddr gather filled for this message.
+                let port = unsafe {
+                    let raw = &*(h.msg_name as *const RawAddr);
+                    if dst.is_ipv4() {
+                        u16::from_be(raw.v4.sin_port)
+                    } else {
+                        u16::from_be(raw.v6.sin6_port)
+                    }
+                };
+                assert_eq!(port, dst.port());
+                assert_eq!(h.msg_control.is_null(), idx.len() == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn eintr_is_retried_not_reported_as_would_block() {
+        let set_errno = |e: libc::c_int| {
+            // SAFETY: __errno_location returns this thread's errno slot.
+            unsafe { *libc::__errno_location() = e };
+            -1
+        };
+        let mut calls = 0;
+        let r = retry_eintr(|| {
+            calls += 1;
+            if calls < 3 {
+                set_errno(libc::EINTR)
+            } else {
+                7
+            }
+        });
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls, 3);
+        // Other errors come back at once.
+        let mut calls = 0;
+        let e = retry_eintr(|| {
+            calls += 1;
+            set_errno(libc::EAGAIN)
+        })
+        .unwrap_err();
+        assert_eq!((e.raw_os_error(), calls), (Some(libc::EAGAIN), 1));
+        // A signal storm does not spin forever.
+        let mut calls = 0;
+        let e = retry_eintr(|| {
+            calls += 1;
+            set_errno(libc::EINTR)
+        })
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINTR));
+        assert_eq!(calls, MAX_EINTR_RETRIES);
     }
 
     fn pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
