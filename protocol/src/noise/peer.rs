@@ -309,10 +309,18 @@ pub struct Peer {
 
     queue: VecDeque<Vec<u8>>,
     transmits: VecDeque<Transmit>,
+    /// Events not yet polled: at most [`MAX_EVENTS`].
     events: VecDeque<PeerEvent>,
+    /// Queued packets dropped since the last [`PeerEvent::QueueDropped`] was polled: a count,
+    /// not an event per packet, so a flood towards a peer without a session costs no memory.
+    queue_dropped: usize,
     state: PeerState,
     stats: PeerStats,
 }
+
+/// Most events a peer holds until they are polled; when full the oldest is discarded. The
+/// owner may be slow to poll (busy for seconds in a DNS lookup) while packets keep coming.
+pub const MAX_EVENTS: usize = 64;
 
 impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -365,6 +373,7 @@ impl Peer {
             queue: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            queue_dropped: 0,
             state: PeerState::Offline(OfflineReason::NotConnected),
             stats: PeerStats::default(),
         };
@@ -483,7 +492,13 @@ impl Peer {
     }
     /// Next event.
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
-        self.events.pop_front()
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
+        }
+        match std::mem::take(&mut self.queue_dropped) {
+            0 => None,
+            packets => Some(PeerEvent::QueueDropped { packets }),
+        }
     }
     /// When [`Peer::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -545,7 +560,7 @@ impl Peer {
 
     /// Whether events wait in [`Peer::poll_event`].
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.events.is_empty() || self.queue_dropped > 0
     }
 
     /// Bookkeeping after a transport message of `wire_len` bytes was sealed with `k` outside
@@ -885,10 +900,7 @@ impl Peer {
             self.drop_initiation();
             let n = self.queue.len();
             self.queue.clear();
-            if n > 0 {
-                self.events
-                    .push_back(PeerEvent::QueueDropped { packets: n });
-            }
+            self.queue_dropped = self.queue_dropped.saturating_add(n);
             if self.current_keypair(now).is_none() {
                 self.set_state(PeerState::Offline(OfflineReason::RetriesExhausted));
             }
@@ -901,7 +913,7 @@ impl Peer {
             return;
         }
         self.attempts += 1;
-        self.events.push_back(PeerEvent::HandshakeTimedOut {
+        self.push_event(PeerEvent::HandshakeTimedOut {
             attempts: self.attempts,
         });
         self.send_initiation(now, true);
@@ -986,10 +998,17 @@ impl Peer {
     fn enqueue(&mut self, packet: Vec<u8>) {
         if self.queue.len() >= self.settings.max_queued {
             self.queue.pop_front();
-            self.events
-                .push_back(PeerEvent::QueueDropped { packets: 1 });
+            self.queue_dropped = self.queue_dropped.saturating_add(1);
         }
         self.queue.push_back(packet);
+    }
+
+    /// Queues an event, discarding the oldest when [`MAX_EVENTS`] wait.
+    fn push_event(&mut self, e: PeerEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
     }
 
     fn push_transmit(&mut self, payload: Vec<u8>, dst: SocketAddr) {
@@ -1001,15 +1020,14 @@ impl Peer {
         if self.state != to {
             let from = self.state;
             self.state = to;
-            self.events.push_back(PeerEvent::StateChanged { from, to });
+            self.push_event(PeerEvent::StateChanged { from, to });
         }
     }
 
     fn update_endpoint(&mut self, src: SocketAddr) {
         if self.endpoint != Some(src) {
             let from = self.endpoint.replace(src);
-            self.events
-                .push_back(PeerEvent::EndpointChanged { from, to: src });
+            self.push_event(PeerEvent::EndpointChanged { from, to: src });
         }
     }
 
@@ -1042,8 +1060,7 @@ impl Peer {
                 k.created + self.settings.timers.reject_after_time,
             );
         }
-        self.events
-            .push_back(PeerEvent::HandshakeCompleted { initiator });
+        self.push_event(PeerEvent::HandshakeCompleted { initiator });
         self.set_state(PeerState::Online);
     }
 
@@ -1216,6 +1233,80 @@ impl LocalIndexRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::PrivateKey;
+
+    /// A peer without a session and without an endpoint: every packet is queued.
+    fn lonely_peer(max_queued: usize) -> Peer {
+        let ours = PrivateKey::from_bytes([1; 32]);
+        let theirs = PrivateKey::from_bytes([2; 32]).public_key();
+        Peer::new(
+            Arc::new(StaticIdentity::new(ours)),
+            PeerConfig {
+                public_key: theirs,
+                preshared_key: None,
+                endpoint: None,
+                persistent_keepalive: None,
+            },
+            PeerSettings {
+                timers: TimerConfig::default(),
+                rekey_after_bytes: u64::MAX,
+                mtu: 1420,
+                max_queued,
+            },
+            Arc::new(LocalIndexRegistry::default()),
+            [7; 32],
+            (Instant::now(), Duration::from_secs(1_700_000_000)),
+        )
+    }
+
+    /// A flood towards a peer with no session overflows its queue: the drops are one count,
+    /// not an event per packet, and the events held stay within MAX_EVENTS.
+    #[test]
+    fn queue_overflow_is_counted_not_one_event_per_packet() {
+        let mut p = lonely_peer(16);
+        let now = Instant::now();
+        let packet = [0x45u8; 60];
+        let mut out = [0u8; 256];
+        let flood = 100_000;
+        for _ in 0..flood {
+            let r = p.encapsulate(&packet, &mut out, now).expect("queued");
+            assert_eq!(r, Encapsulated::Queued);
+        }
+        assert!(p.events.len() <= MAX_EVENTS, "{} events", p.events.len());
+        let mut dropped = 0;
+        let mut polled = 0;
+        while let Some(e) = p.poll_event() {
+            polled += 1;
+            assert!(polled <= MAX_EVENTS + 1, "events never end");
+            if let PeerEvent::QueueDropped { packets } = e {
+                dropped += packets;
+            }
+        }
+        assert_eq!(
+            dropped,
+            flood - 16,
+            "every packet beyond the queue is counted once"
+        );
+        assert!(!p.has_events());
+        // A later overflow is reported afresh.
+        p.encapsulate(&packet, &mut out, now).expect("queued");
+        assert!(p.has_events());
+        assert_eq!(p.poll_event(), Some(PeerEvent::QueueDropped { packets: 1 }));
+    }
+
+    #[test]
+    fn events_are_bounded_oldest_first_out() {
+        let mut p = lonely_peer(4);
+        for k in 0..(MAX_EVENTS as u32 + 10) {
+            p.push_event(PeerEvent::HandshakeTimedOut { attempts: k });
+        }
+        assert_eq!(p.events.len(), MAX_EVENTS);
+        assert_eq!(
+            p.poll_event(),
+            Some(PeerEvent::HandshakeTimedOut { attempts: 10 }),
+            "the oldest were discarded"
+        );
+    }
 
     #[test]
     fn stats_continue_from_an_earlier_instance() {
