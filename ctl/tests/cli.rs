@@ -110,6 +110,7 @@ fn show_result() -> Value {
             "addresses": ["10.10.0.1/24", "fd10::1/64"],
             "mtu": 1420,
             "drops": {},
+            "dataplane_restarts": {"handshake": 0, "receive_v4": 0, "receive_v6": 0, "send": 0},
             "added_by_a_newer_daemon": true
         },
         "peers": [
