@@ -1,6 +1,7 @@
-//! The root supervisor: builds the data plane, starts every actor linked to itself, restarts a
-//! failed peer alone (within an intensity limit), applies configuration changes as a diff, and
-//! tears everything down in order when it stops.
+//! The root supervisor: builds the data plane, starts every actor linked to itself and every
+//! data-plane task under its watch (`tasks.rs`), restarts what fails (`restart.rs`: a peer
+//! alone, a data-plane task, each within an intensity limit), applies configuration changes
+//! as a diff (`apply.rs`), and tears everything down in order when it stops.
 
 mod apply;
 mod restart;
