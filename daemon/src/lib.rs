@@ -13,10 +13,11 @@ pub mod reconfig;
 pub mod state;
 pub mod supervisor;
 pub mod uapi;
+pub mod vocab;
 
 use crate::config::Config;
-use crate::state::Daemon;
 use crate::supervisor::{Root, RootArgs};
+use crate::vocab::Daemon;
 use ractor::Actor;
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,38 +1,8 @@
-//! The daemon's shared state as the control plane sees it.
+//! The daemon's shared state as the control plane sees it: [`Daemon`]'s views for `show`.
 
-use crate::config::Config;
-use crate::dataplane::DataPlane;
-use crate::supervisor::RootMsg;
-use parking_lot::RwLock;
-use protocol::keys::PublicKey;
+use crate::vocab::Daemon;
 use protocol::noise::peer::PeerState;
 use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
-use ractor::ActorRef;
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
-/// Shared between the supervisor, the control server and the actors.
-pub struct Daemon {
-    /// The data plane.
-    pub dp: Arc<DataPlane>,
-    /// The configuration in force.
-    pub config: RwLock<Config>,
-    /// The root supervisor, which applies every change.
-    pub root: ActorRef<RootMsg>,
-    /// Peers whose actor crashed too often and is no longer restarted.
-    pub failed: RwLock<HashSet<PublicKey>>,
-    /// Restarts per peer since start.
-    pub restarts: RwLock<HashMap<PublicKey, u32>>,
-    /// Held from reading the configuration in force to applying an edit of it (JSON-RPC and
-    /// UAPI changes), so two concurrent edits cannot undo each other.
-    pub edit_lock: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for Daemon {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").finish_non_exhaustive()
-    }
-}
 
 /// The `state` string of a peer and the reason when it is offline.
 pub fn state_name(s: PeerState) -> (&'static str, Option<String>) {

@@ -26,7 +26,7 @@ pub struct ConfigArgs {
     /// The configuration already loaded at start.
     pub initial: Config,
     /// Where to send reloads when the file changes on disk.
-    pub root: Option<ActorRef<crate::supervisor::RootMsg>>,
+    pub root: Option<ActorRef<crate::vocab::RootMsg>>,
 }
 
 /// The actor's state.
@@ -75,7 +75,7 @@ fn is_own_write(path: &Path, fp: Fingerprint) -> bool {
 /// Polls the file and asks the root to reload once a change has settled (two looks in a row
 /// agree), so an editor's several writes make one reload. Polling needs no platform watcher
 /// and sees saves by rename the same as in-place writes.
-async fn watch(path: PathBuf, root: ActorRef<crate::supervisor::RootMsg>) {
+async fn watch(path: PathBuf, root: ActorRef<crate::vocab::RootMsg>) {
     let mut applied = fingerprint(&path);
     let mut seen = applied;
     loop {
@@ -93,7 +93,7 @@ async fn watch(path: PathBuf, root: ActorRef<crate::supervisor::RootMsg>) {
                 continue;
             }
             tracing::info!(file = %path.display(), "configuration file changed; reloading");
-            let r = ractor::call_t!(root, crate::supervisor::RootMsg::Reload, 20_000);
+            let r = ractor::call_t!(root, crate::vocab::RootMsg::Reload, 20_000);
             if let Err(e) = r {
                 tracing::warn!(error = %e, "reload after file change failed");
             }

@@ -2,7 +2,7 @@
 //! stops.
 
 use crate::control::server;
-use crate::state::Daemon;
+use crate::vocab::Daemon;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::path::PathBuf;
 use std::sync::Arc;

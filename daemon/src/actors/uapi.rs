@@ -1,8 +1,8 @@
 //! UapiActor: owns WireGuard's UAPI socket (`/var/run/wireguard/<interface>.sock`) and its
 //! accept loop; removes the socket file when it stops. See [`crate::uapi`].
 
-use crate::state::Daemon;
 use crate::uapi::server;
+use crate::vocab::Daemon;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::path::PathBuf;
 use std::sync::Arc;

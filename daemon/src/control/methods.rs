@@ -3,8 +3,8 @@
 
 use crate::config::{self, Config, Endpoint, PeerConfig};
 use crate::reconfig::ChangeReport;
-use crate::state::Daemon;
-use crate::supervisor::RootMsg;
+use crate::vocab::Daemon;
+use crate::vocab::RootMsg;
 use protocol::allowed_ips::IpPrefix;
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use protocol::rpc::{self, *};

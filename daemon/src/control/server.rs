@@ -2,7 +2,7 @@
 //! block another or the data plane.
 
 use crate::control::methods;
-use crate::state::Daemon;
+use crate::vocab::Daemon;
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use protocol::rpc::{self, Response, RpcError, MAX_MESSAGE_SIZE};

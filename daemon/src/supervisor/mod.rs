@@ -22,16 +22,13 @@ use crate::dataplane::outbound::OutboundEnd;
 use crate::dataplane::tasks::Task;
 use crate::dataplane::udp::UdpSockets;
 use crate::dataplane::{Clock, DataPlane};
-use crate::reconfig::ChangeReport;
-use crate::state::Daemon;
+use crate::vocab::{Daemon, RootMsg};
 use parking_lot::RwLock;
 use protocol::keys::{PrivateKey, PublicKey};
 use protocol::noise::handshake::StaticIdentity;
 use protocol::noise::peer::PeerSettings;
 use protocol::noise::timers::TimerConfig;
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,44 +65,6 @@ pub struct RootArgs {
     /// Notified when the interface is deleted from outside; the owner of the root then stops it
     /// as for a signal.
     pub link_gone: Arc<tokio::sync::Notify>,
-}
-
-/// Messages to the root.
-pub enum RootMsg {
-    /// Applies a new configuration (already validated field by field), replying with what
-    /// changed or with every reason it was refused. The running state is untouched on refusal.
-    Apply(Box<Config>, RpcReplyPort<Result<ChangeReport, Vec<String>>>),
-    /// Loads the configuration file again and applies it.
-    Reload(RpcReplyPort<Result<ChangeReport, Vec<String>>>),
-    /// The outbound task stopped reading the TUN (the interface was deleted, or the device
-    /// failed).
-    TunClosed(OutboundEnd),
-    /// A data-plane task or thread failed (panicked, or returned when it should run until
-    /// cancelled). `id` is the tokio task's, to ignore reports of tasks replaced meanwhile.
-    DataPlaneFailed {
-        /// Which task.
-        task: Task,
-        /// The failed tokio task (`None` for the handshake thread).
-        id: Option<tokio::task::Id>,
-        /// What happened.
-        error: String,
-    },
-    /// Makes one PeerActor panic (fault injection for tests).
-    #[cfg(feature = "fault-injection")]
-    PanicPeer(PublicKey),
-}
-
-impl std::fmt::Debug for RootMsg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RootMsg::Apply(..) => "Apply",
-            RootMsg::Reload(..) => "Reload",
-            RootMsg::TunClosed(..) => "TunClosed",
-            RootMsg::DataPlaneFailed { .. } => "DataPlaneFailed",
-            #[cfg(feature = "fault-injection")]
-            RootMsg::PanicPeer(..) => "PanicPeer",
-        })
-    }
 }
 
 pub(crate) struct PeerEntry {

@@ -3,9 +3,10 @@
 //! data-plane task is restarted and, past the limit, the daemon stops (exit status 1) so the
 //! service manager can start it afresh.
 
-use super::{spawn_control, spawn_uapi, tasks, Root, RootMsg, RootState};
+use super::{spawn_control, spawn_uapi, tasks, Root, RootState};
 use crate::actors::config::{ConfigActor, ConfigArgs};
 use crate::dataplane::tasks::Task;
+use crate::vocab::RootMsg;
 use ractor::{Actor, ActorCell, ActorRef};
 use std::time::{Duration, Instant};
 

@@ -2,11 +2,11 @@
 //! the root when it fails (a panic, or a return from a loop that should run until cancelled),
 //! and the root restarts it (see [`super::restart`]).
 
-use super::RootMsg;
 use crate::dataplane::handshake::HandshakeQueue;
 use crate::dataplane::tasks::{panic_message, Task};
 use crate::dataplane::udp::UdpSockets;
 use crate::dataplane::{inbound, outbound, DataPlane};
+use crate::vocab::RootMsg;
 use futures::FutureExt;
 use ractor::ActorRef;
 use std::future::Future;
