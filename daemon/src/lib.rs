@@ -13,6 +13,7 @@ pub mod reconfig;
 pub mod state;
 pub mod supervisor;
 pub mod uapi;
+pub mod unix_group;
 pub mod vocab;
 
 use crate::config::Config;
@@ -76,7 +77,7 @@ pub async fn run(
     };
     let (root, mut join) = Actor::spawn(Some("vpnd".into()), Root, args)
         .await
-        .map_err(|e| RunError::Startup(e.to_string()))?;
+        .map_err(|e| RunError::Startup(startup_error_message(&e)))?;
     let reason = tokio::select! {
         _ = shutdown => "shutdown",
         // `ip link del` (as `wg-quick down` does): nothing left to serve, a clean exit.
@@ -88,4 +89,33 @@ pub async fn run(
         .stop_and_wait(Some(reason.into()), Some(Duration::from_millis(1800)))
         .await;
     Ok(())
+}
+
+/// The message of a failed actor start-up, without ractor's "Actor panicked during startup"
+/// wrapping (once per level of the tree): the innermost error is what the user can act on.
+pub fn startup_error_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut err: &(dyn std::error::Error + 'static) = e;
+    loop {
+        match err.downcast_ref::<ractor::SpawnErr>() {
+            Some(ractor::SpawnErr::StartupFailed(inner)) => err = inner.as_ref(),
+            Some(other) => return other.to_string(),
+            None => return err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod startup_error_tests {
+    use super::startup_error_message;
+    use ractor::SpawnErr;
+
+    #[test]
+    fn nested_startup_failures_give_the_innermost_message() {
+        let inner = SpawnErr::StartupFailed("control socket /x: no such group \"g\"".into());
+        let outer = SpawnErr::StartupFailed(Box::new(inner));
+        assert_eq!(
+            startup_error_message(&outer),
+            "control socket /x: no such group \"g\""
+        );
+    }
 }

@@ -132,6 +132,8 @@ pub struct VpndConfig {
     pub socket: Option<PathBuf>,
     /// `interface.rekey_after_bytes`; `None` leaves the default (1 GiB).
     pub rekey_after_bytes: Option<u64>,
+    /// `control.group`.
+    pub control_group: Option<String>,
     /// `peers`.
     pub peers: Vec<PeerConfig>,
 }
@@ -149,6 +151,7 @@ impl VpndConfig {
             mtu: None,
             socket: None,
             rekey_after_bytes: None,
+            control_group: None,
             peers: Vec::new(),
         }
     }
@@ -212,12 +215,14 @@ impl VpndConfig {
         if let Some(bytes) = self.rekey_after_bytes {
             let _ = writeln!(y, "  rekey_after_bytes: {bytes}");
         }
+        if self.socket.is_some() || self.control_group.is_some() {
+            y.push_str("control:\n");
+        }
         if let Some(socket) = &self.socket {
-            let _ = writeln!(
-                y,
-                "control:\n  socket: {}",
-                quote(&socket.to_string_lossy())
-            );
+            let _ = writeln!(y, "  socket: {}", quote(&socket.to_string_lossy()));
+        }
+        if let Some(group) = &self.control_group {
+            let _ = writeln!(y, "  group: {}", quote(group));
         }
         if self.peers.is_empty() {
             y.push_str("peers: []\n");

@@ -245,6 +245,9 @@ pub enum ProblemKind {
     /// A text field with characters it cannot hold.
     #[error("must not contain {0}")]
     BadCharacters(&'static str),
+    /// A `control.group` that does not exist on this host.
+    #[error("no such group \"{0}\"; create it (`groupadd {0}`) or remove control.group")]
+    NoSuchGroup(String),
     /// A control socket path longer than a Unix socket address holds.
     #[error("path is {len} bytes long; a Unix socket path holds at most {max}")]
     SocketPathTooLong {

@@ -72,7 +72,7 @@ interface:
   rekey_after_bytes: 1048576
 control:
   socket: /run/vpnd/custom.sock
-  group: vpn
+  group: root
 peers:
   - name: alice
     public_key: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=
@@ -98,7 +98,7 @@ rekey_after_bytes = 1048576
 
 [control]
 socket = "/run/vpnd/custom.sock"
-group = "vpn"
+group = "root"
 
 [[peers]]
 name = "alice"
@@ -148,7 +148,7 @@ fn full_config_is_parsed() {
     assert_eq!(i.rekey_after_bytes, 1 << 20);
 
     assert_eq!(c.control.socket, Path::new("/run/vpnd/custom.sock"));
-    assert_eq!(c.control.group.as_deref(), Some("vpn"));
+    assert_eq!(c.control.group.as_deref(), Some("root"));
 
     assert_eq!(c.peers.len(), 2);
     let alice = &c.peers[0];
@@ -797,6 +797,12 @@ fn bad_control_section() {
         &with_interface("control:\n  group: ''\n"),
         "vpn0.yaml: control.group: must not be empty",
     );
+    // A group the host does not have fails --check and a reload (issue 9: it used to pass,
+    // then a reload deleted the control socket).
+    assert_error_starting(
+        &with_interface("control:\n  group: nosuchgroup\n"),
+        "vpn0.yaml: control.group: no such group \"nosuchgroup\"",
+    );
     assert_only_error(
         &with_interface(&format!("control:\n  socket: /{}\n", "s".repeat(107))),
         "vpn0.yaml: control.socket: path is 108 bytes long; a Unix socket path holds at most 107",
@@ -927,7 +933,7 @@ fn round_trip_through_yaml() {
 #[test]
 fn round_trip_of_inline_keys_and_awkward_strings() {
     let text = with_interface(&format!(
-        "  listen_port: 0\ncontrol:\n  group: \"yes\"\npeers:\n  - name: \"null # not a comment: \\\"quoted\\\" \\\\ é\"\n    \
+        "  listen_port: 0\ncontrol:\n  group: \"root\"\npeers:\n  - name: \"null # not a comment: \\\"quoted\\\" \\\\ é\"\n    \
          public_key: {PUB1}\n    preshared_key: {PSK}\n    endpoint: 192.0.2.1:7\n  \
          - name: '0x10'\n    public_key: {PUB2}\n    allowed_ips: [::/0, 0.0.0.0/0]\n"
     ));
@@ -936,7 +942,7 @@ fn round_trip_of_inline_keys_and_awkward_strings() {
     let again = parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(again, c, "{yaml}");
     assert!(yaml.contains(&format!("private_key: \"{PRIV}\"")), "{yaml}");
-    assert_eq!(c.control.group.as_deref(), Some("yes"));
+    assert_eq!(c.control.group.as_deref(), Some("root"));
     assert_eq!(c.peers[1].name.as_deref(), Some("0x10"));
 }
 

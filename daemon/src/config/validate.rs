@@ -334,7 +334,13 @@ impl Checker<'_> {
                     "whitespace or control characters",
                 ))
             } else {
-                None
+                match crate::unix_group::gid_of(g) {
+                    Ok(Some(_)) => None,
+                    Ok(None) => Some(ProblemKind::NoSuchGroup(g.clone())),
+                    // The group database could not be read: the socket's bind reports it
+                    // with the OS error; nothing here to tell the user to fix.
+                    Err(_) => None,
+                }
             };
             problem.map(|kind| self.problem(p("group"), kind)).is_none()
         });

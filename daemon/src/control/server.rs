@@ -31,7 +31,14 @@ pub enum ServerError {
     },
 }
 
+/// Mode of a socket directory vpnd creates: others may traverse it to reach a socket whose
+/// own mode decides who connects.
+const SOCKET_DIR_MODE: u32 = 0o755;
+
 /// Binds the control socket (mode 0600, or 0660 with `group`), replacing a stale socket file.
+///
+/// The modes are set explicitly after binding, so the process umask (022 under most service
+/// managers) cannot take the group's write bit away: connecting needs write permission.
 pub fn bind(
     path: &Path,
     group: Option<&str>,
@@ -40,8 +47,26 @@ pub fn bind(
         path: path.to_path_buf(),
         source,
     };
+    // Resolve the group first: an unknown group must fail before anything is created.
+    #[cfg(unix)]
+    let gid = match group {
+        Some(g) => Some(
+            crate::unix_group::gid_of(g)
+                .map_err(io)?
+                .ok_or_else(|| io(std::io::Error::other(format!("no such group \"{g}\""))))?,
+        ),
+        None => None,
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SOCKET_DIR_MODE))
+                    .map_err(io)?;
+            }
+        }
     }
     if path.exists() {
         // A live daemon answers; a stale file from a crash does not.
@@ -59,24 +84,20 @@ pub fn bind(
     };
     let listener = opts.create_tokio().map_err(io)?;
     #[cfg(unix)]
-    if let Some(g) = group {
-        set_group(path, g).map_err(io)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fix = || -> std::io::Result<()> {
+            if let Some(gid) = gid {
+                std::os::unix::fs::chown(path, None, Some(gid))?;
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        };
+        if let Err(e) = fix() {
+            let _ = std::fs::remove_file(path);
+            return Err(io(e));
+        }
     }
     Ok(listener)
-}
-
-#[cfg(unix)]
-fn set_group(path: &Path, group: &str) -> std::io::Result<()> {
-    use std::ffi::CString;
-    let cname = CString::new(group).map_err(|_| std::io::Error::other("bad group name"))?;
-    // SAFETY: getgrnam returns a pointer into static storage or null; read immediately.
-    let grp = unsafe { libc::getgrnam(cname.as_ptr()) };
-    if grp.is_null() {
-        return Err(std::io::Error::other(format!("unknown group {group}")));
-    }
-    // SAFETY: grp is non-null and points to a valid group entry.
-    let gid = unsafe { (*grp).gr_gid };
-    std::os::unix::fs::chown(path, None, Some(gid))
 }
 
 /// Accepts clients until the task is cancelled.

@@ -34,6 +34,13 @@ pub(super) async fn apply(
                 .to_string(),
         ]);
     }
+    if plan.control {
+        if let Some(g) = &new.control.group {
+            if let Ok(None) = crate::unix_group::gid_of(g) {
+                return Err(vec![format!("control.group: no such group \"{g}\"")]);
+            }
+        }
+    }
     let dp = st.daemon.dp.clone();
 
     // Bind the new port first: if it is taken, refuse before touching anything.
@@ -157,7 +164,16 @@ pub(super) async fn apply(
         }
         match spawn_control(&myself.get_cell(), &new, &st.daemon).await {
             Ok(c) => st.control = Some(c),
-            Err(e) => tracing::error!(error = %e, "control socket could not be moved"),
+            Err(e) => {
+                // Never leave the daemon without its control socket: serve the old one again.
+                tracing::error!(
+                    error = %crate::startup_error_message(e.as_ref()),
+                    "control socket could not be moved; keeping the old one"
+                );
+                if let Ok(c) = spawn_control(&myself.get_cell(), &old, &st.daemon).await {
+                    st.control = Some(c);
+                }
+            }
         }
     }
     let _ = st.config_actor.cast(ConfigMsg::Replace(Box::new(new)));
