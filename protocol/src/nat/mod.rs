@@ -6,3 +6,4 @@
 
 pub mod consts;
 pub mod demux;
+pub mod probe;
