@@ -7,3 +7,4 @@
 pub mod consts;
 pub mod demux;
 pub mod probe;
+pub mod stun;
