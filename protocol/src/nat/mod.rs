@@ -6,5 +6,6 @@
 
 pub mod consts;
 pub mod demux;
+pub mod path;
 pub mod probe;
 pub mod stun;
