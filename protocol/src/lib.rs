@@ -30,9 +30,11 @@
 //! - [`noise::timers`], [`noise::peer`]: WireGuard's timers in one table, keypair rotation,
 //!   liveness.
 //! - [`allowed_ips`]: longest-prefix match for cryptokey routing.
+//! - [`nat`]: NAT traversal (demux, STUN client, path probes, path selection), sans-IO.
 //! - [`rpc`]: JSON-RPC 2.0 types shared by `vpnd` and `vpnctl`.
 
 pub mod allowed_ips;
 pub mod keys;
+pub mod nat;
 pub mod noise;
 pub mod rpc;

@@ -195,3 +195,68 @@ fn peer_encapsulate_decapsulate_in_place_does_not_allocate() {
     assert!(a.poll_event().is_none() && b.poll_event().is_none());
     assert!(a.poll_transmit().is_none() && b.poll_transmit().is_none());
 }
+
+/// Steady state on a punched path: heartbeat pings, pongs, classification, sealing and opening
+/// into caller buffers, and draining events allocate nothing.
+#[test]
+fn path_probe_heartbeats_do_not_allocate() {
+    use protocol::nat::demux::{classify, Kind};
+    use protocol::nat::path::{PathManager, Source};
+    use protocol::nat::probe::{ProbeKey, PROBE_LEN};
+    use protocol::noise::crypto;
+    use std::net::SocketAddr;
+    use x25519_dalek::StaticSecret;
+
+    let sa = StaticSecret::from([1; 32]);
+    let sb = StaticSecret::from([2; 32]);
+    let a_addr: SocketAddr = "192.0.2.1:51820".parse().unwrap();
+    let b_addr: SocketAddr = "198.51.100.1:51820".parse().unwrap();
+    let t0 = Instant::now();
+    let mut a = PathManager::new(
+        ProbeKey::derive(&sa, &crypto::public_key(&sb)).unwrap(),
+        [1; 32],
+        t0,
+    );
+    let mut b = PathManager::new(
+        ProbeKey::derive(&sb, &crypto::public_key(&sa)).unwrap(),
+        [2; 32],
+        t0,
+    );
+    a.set_candidates(Source::Stun, &[b_addr], t0);
+    b.set_candidates(Source::Stun, &[a_addr], t0);
+    let mut buf = [0u8; PROBE_LEN];
+    let mut step = |now: Instant, a: &mut PathManager, b: &mut PathManager| {
+        a.note_activity(now);
+        b.note_activity(now);
+        a.note_wireguard_progress(now);
+        b.note_wireguard_progress(now);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        for _ in 0..8 {
+            while let Some((_, n)) = a.poll_transmit(&mut buf) {
+                assert_eq!(classify(&buf[..n]), Kind::Probe);
+                let _ = b.handle_probe(a_addr, &mut buf[..n], now);
+            }
+            while let Some((_, n)) = b.poll_transmit(&mut buf) {
+                assert_eq!(classify(&buf[..n]), Kind::Probe);
+                let _ = a.handle_probe(b_addr, &mut buf[..n], now);
+            }
+        }
+        while a.poll_event().is_some() {}
+        while b.poll_event().is_some() {}
+    };
+    let mut now = t0;
+    for _ in 0..10 {
+        step(now, &mut a, &mut b);
+        now += Duration::from_secs(1);
+    }
+    assert_eq!(a.endpoint(), Some(b_addr));
+    let n = allocations_in(|| {
+        for _ in 0..ROUNDS / 10 {
+            now += Duration::from_secs(3);
+            step(now, &mut a, &mut b);
+        }
+    });
+    assert_eq!(a.endpoint(), Some(b_addr), "still on the path");
+    assert_eq!(n, 0, "allocations in {} heartbeat rounds", ROUNDS / 10);
+}

@@ -17,6 +17,7 @@ pub mod cookie_reply;
 pub mod handshake_responder;
 pub mod handshake_stateful;
 pub mod message_parse;
+pub mod nat_input;
 pub mod replay_window;
 pub mod rpc_request;
 
@@ -61,6 +62,11 @@ pub const TARGETS: &[Target] = &[
         name: "rpc_request",
         run: rpc_request::run,
         seeds: rpc_request::seeds,
+    },
+    Target {
+        name: "nat_input",
+        run: nat_input::run,
+        seeds: nat_input::seeds,
     },
     Target {
         name: "replay_window",

@@ -1,0 +1,611 @@
+//! The per-peer path state machine: which UDP address (and, from issue 11, which relay) carries
+//! this peer's WireGuard traffic.
+//!
+//! Disco-style and symmetric: both peers ping every candidate address of the other at once
+//! (simultaneous open), answer every ping with a pong and, when the ping came over a path they
+//! do not yet trust, with a ping of their own (a triggered check, which opens their NAT's filter
+//! toward the pinger). The best trusted path is selected and reported as
+//! [`PathEvent::Selected`]; the daemon makes it the WireGuard endpoint without touching the
+//! WireGuard session.
+//!
+//! Selection order: tier first ([`Tier`]: UDP beats the relay of issue 11), then LAN before
+//! public, then RTT with hysteresis ([`SWITCH_MIN_GAIN`] and [`SWITCH_MIN_GAIN_PERCENT`]).
+//!
+//! Inputs: [`PathManager::handle_probe`] (probe datagrams for this peer),
+//! [`PathManager::note_activity`] (WireGuard traffic to or from the peer: makes it active),
+//! [`PathManager::note_wireguard_progress`] (a handshake completed or data authenticated:
+//! proves the selected path carries WireGuard), candidate updates, link and mapping changes,
+//! the hub's view ([`Signaling`]), and [`PathManager::handle_timeout`]. Outputs are drained
+//! with [`PathManager::poll_transmit`] (sealed into a caller buffer, no allocation) and
+//! [`PathManager::poll_event`].
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use super::consts::{
+    ACTIVE_TIMEOUT, HEARTBEAT_INTERVAL, MAX_CANDIDATES, MAX_PONGS_PER_ROUND, PATH_TRUST,
+    PING_TIMEOUT, PROBE_INTERVAL_ACTIVE, PROBE_INTERVAL_IDLE_MAX, SWITCH_MIN_GAIN,
+    SWITCH_MIN_GAIN_PERCENT, WIREGUARD_PROGRESS_TIMEOUT,
+};
+use super::probe::{Probe, ProbeError, ProbeKey, ProbeType};
+
+/// Where a candidate address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// The peer's `endpoint` in the configuration.
+    Configured,
+    /// A local-interface address the peer announced through the hub.
+    Lan,
+    /// A STUN-learned public endpoint the peer announced through the hub.
+    Stun,
+    /// The source of a probe that opened (ICE's peer-reflexive candidate).
+    PeerReflexive,
+}
+
+/// The path classes, best first. Issue 11 adds relay paths as a lower tier: selection compares
+/// tiers before anything else, so a relay is used only while no UDP path is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// Peer-to-peer UDP.
+    Udp,
+}
+
+/// What `vpnctl show` reports as the peer's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathKind {
+    /// Peer-to-peer UDP without coordination: a configured or LAN endpoint.
+    Direct,
+    /// Peer-to-peer UDP opened through the hub (STUN-learned or peer-reflexive address).
+    Punched,
+    /// Through a relay (issue 11).
+    Relay,
+    /// No working path.
+    None,
+}
+
+/// Why a peer has no direct or punched path (`why_not_direct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhyNotDirect {
+    /// No address to try: no configured endpoint and none learned through a hub.
+    NoCandidates,
+    /// Candidates exist but none answered a probe.
+    ProbesUnanswered,
+    /// No candidates, and no hub could be reached to learn any.
+    HubUnreachable,
+    /// No candidates, and the hub says the peer is not registered.
+    PeerOffline,
+    /// Paths answer probes, but WireGuard made no progress over them.
+    NoWireguardProgress,
+}
+
+/// The hub's view of this peer, fed by the (future) hub client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signaling {
+    /// No hub configured.
+    NotConfigured,
+    /// Hubs configured, none reachable.
+    HubUnreachable,
+    /// A hub is reachable but the peer is not registered there.
+    PeerOffline,
+    /// The peer is registered.
+    PeerOnline,
+}
+
+/// What the path machine tells the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathEvent {
+    /// Use `endpoint` for this peer's WireGuard traffic from now on.
+    Selected {
+        /// The UDP address.
+        endpoint: SocketAddr,
+        /// Direct or punched.
+        kind: PathKind,
+        /// The RTT that won.
+        rtt: Duration,
+    },
+    /// The selected path stopped answering (or carried no WireGuard); nothing replaces it yet.
+    Lost {
+        /// The address that was selected.
+        endpoint: SocketAddr,
+    },
+    /// A pong told us how the peer sees our address (a reflexive observation for the NAT
+    /// actor, like a STUN answer).
+    ObservedSelf {
+        /// Our address as the peer saw it.
+        addr: SocketAddr,
+    },
+}
+
+/// Why a probe for this peer was dropped (the daemon counts these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The probe did not open.
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    /// A pong for no outstanding ping (late, replayed or forged by the peer).
+    #[error("pong matches no outstanding ping")]
+    UnmatchedPong,
+    /// Too many pings this round: the ping is not answered.
+    #[error("ping rate limit reached")]
+    RateLimited,
+}
+
+/// Outstanding pings per candidate: a round and a heartbeat may overlap, more is waste.
+const PINGS_PER_CANDIDATE: usize = 4;
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    addr: SocketAddr,
+    source: Source,
+    pings: [Option<([u8; 12], Instant)>; PINGS_PER_CANDIDATE],
+    rtt: Option<Duration>,
+    last_pong: Option<Instant>,
+    /// Selected since this instant with no WireGuard progress yet.
+    suspect: bool,
+}
+
+impl Candidate {
+    fn is_lan(&self) -> bool {
+        self.source == Source::Lan || is_private(self.addr.ip())
+    }
+
+    fn kind(&self) -> PathKind {
+        match self.source {
+            Source::Configured | Source::Lan => PathKind::Direct,
+            Source::Stun | Source::PeerReflexive => PathKind::Punched,
+        }
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The path state of one peer.
+pub struct PathManager {
+    key: ProbeKey,
+    rng: ChaCha20Rng,
+    candidates: Vec<Candidate>,
+    selected: Option<SocketAddr>,
+    selected_since: Option<Instant>,
+    last_activity: Option<Instant>,
+    last_progress: Option<Instant>,
+    interval: Duration,
+    next_round: Instant,
+    next_heartbeat: Option<Instant>,
+    /// After idle→active, the selected path is kept this long while its heartbeat is answered.
+    grace_until: Option<Instant>,
+    pongs_left: u32,
+    budget_reset: Instant,
+    signaling: Signaling,
+    queue: VecDeque<(SocketAddr, Probe)>,
+    events: VecDeque<PathEvent>,
+}
+
+impl PathManager {
+    /// A path machine for the peer whose probe key is `key`; `seed` drives txids and nonces.
+    pub fn new(key: ProbeKey, seed: [u8; 32], now: Instant) -> Self {
+        PathManager {
+            key,
+            rng: ChaCha20Rng::from_seed(seed),
+            candidates: Vec::with_capacity(MAX_CANDIDATES),
+            selected: None,
+            selected_since: None,
+            last_activity: None,
+            last_progress: None,
+            interval: PROBE_INTERVAL_ACTIVE,
+            next_round: now,
+            next_heartbeat: None,
+            grace_until: None,
+            pongs_left: MAX_PONGS_PER_ROUND,
+            budget_reset: now + PROBE_INTERVAL_ACTIVE,
+            signaling: Signaling::NotConfigured,
+            queue: VecDeque::with_capacity(4 * MAX_CANDIDATES),
+            events: VecDeque::with_capacity(8),
+        }
+    }
+
+    /// Replaces the candidates from `source` with `addrs` (a new announcement through the hub,
+    /// a config reload). A new address restarts probing at once.
+    pub fn set_candidates(&mut self, source: Source, addrs: &[SocketAddr], now: Instant) {
+        let selected = self.selected;
+        self.candidates
+            .retain(|c| c.source != source || addrs.contains(&c.addr) || Some(c.addr) == selected);
+        let mut added = false;
+        for &a in addrs {
+            added |= self.add(a, source);
+        }
+        if added {
+            self.restart(now);
+        }
+    }
+
+    /// The local link or addresses changed: every path may be gone; probe again at once.
+    pub fn link_changed(&mut self, now: Instant) {
+        self.restart(now);
+    }
+
+    /// Our STUN mapping changed (the NAT forgot us): probe again at once.
+    pub fn mapping_changed(&mut self, now: Instant) {
+        self.restart(now);
+    }
+
+    /// The hub's view of the peer (for `why_not_direct`).
+    pub fn set_signaling(&mut self, s: Signaling) {
+        self.signaling = s;
+    }
+
+    /// WireGuard traffic to or from this peer: it is active. Waking from idle probes at once.
+    pub fn note_activity(&mut self, now: Instant) {
+        let was_idle = !self.is_active(now);
+        self.last_activity = Some(now);
+        if was_idle {
+            self.grace_until = Some(now + PATH_TRUST);
+            self.restart(now);
+        }
+    }
+
+    /// WireGuard made progress over the selected path (a handshake completed, or data opened).
+    pub fn note_wireguard_progress(&mut self, now: Instant) {
+        self.last_progress = Some(now);
+        // WireGuard works again: give every path a fresh chance.
+        for c in &mut self.candidates {
+            c.suspect = false;
+        }
+    }
+
+    /// Handles a datagram classified as a probe for this peer, from `from`.
+    pub fn handle_probe(
+        &mut self,
+        from: SocketAddr,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Result<(), PathError> {
+        let probe = self.key.open(buf)?;
+        match probe.kind {
+            ProbeType::Ping => {
+                self.refill(now);
+                if self.pongs_left == 0 {
+                    return Err(PathError::RateLimited);
+                }
+                self.pongs_left -= 1;
+                self.queue.push_back((
+                    from,
+                    Probe {
+                        kind: ProbeType::Pong,
+                        txid: probe.txid,
+                        observed: from,
+                    },
+                ));
+                let new = self.add(from, Source::PeerReflexive);
+                let trusted = self.find(from).is_some_and(|c| trusted(c, now));
+                if !trusted && self.pongs_left > 0 {
+                    // Triggered check: our ping opens our NAT's filter toward the pinger.
+                    self.pongs_left -= 1;
+                    self.ping(from, now);
+                }
+                if new {
+                    self.restart(now);
+                }
+                Ok(())
+            }
+            ProbeType::Pong => {
+                let c = self
+                    .candidates
+                    .iter_mut()
+                    .find(|c| c.addr == from)
+                    .ok_or(PathError::UnmatchedPong)?;
+                let slot = c
+                    .pings
+                    .iter_mut()
+                    .find(|p| p.is_some_and(|(t, _)| t == probe.txid))
+                    .ok_or(PathError::UnmatchedPong)?;
+                let (_, sent) = slot.take().expect("found a Some");
+                let rtt = now.saturating_duration_since(sent);
+                c.rtt = Some(rtt);
+                c.last_pong = Some(now);
+                self.events.push_back(PathEvent::ObservedSelf {
+                    addr: probe.observed,
+                });
+                self.reselect(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// Drives probe rounds, heartbeats, ping expiry, trust and WireGuard-progress checks.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for c in &mut self.candidates {
+            for p in &mut c.pings {
+                if p.is_some_and(|(_, at)| now >= at + PING_TIMEOUT) {
+                    *p = None;
+                }
+            }
+        }
+        let active = self.is_active(now);
+        // Selected path: trust and WireGuard progress.
+        if let Some(sel) = self.selected {
+            let in_grace = self.grace_until.is_some_and(|g| now < g);
+            let c = self.find(sel).expect("the selected address is a candidate");
+            let lapsed = !trusted(c, now) && !in_grace && active;
+            let since = self.selected_since.unwrap_or(now);
+            let base = self.last_progress.map_or(since, |p| p.max(since));
+            let silent = active && now >= base + WIREGUARD_PROGRESS_TIMEOUT;
+            if silent {
+                self.selected_mut().expect("selected").suspect = true;
+            }
+            if lapsed || silent {
+                self.reselect(now);
+                if self.selected.is_none() {
+                    self.restart(now);
+                }
+            }
+        }
+        // Heartbeat on the selected path while active.
+        if let (Some(sel), Some(hb)) = (self.selected, self.next_heartbeat) {
+            if now >= hb && active {
+                self.ping(sel, now);
+                self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
+            }
+        }
+        // Probe rounds.
+        if now >= self.next_round {
+            self.round(now);
+            let direct = self.selected.is_some();
+            self.interval = if direct {
+                // Looking for a better path only: once a minute.
+                PROBE_INTERVAL_IDLE_MAX
+            } else if active {
+                PROBE_INTERVAL_ACTIVE
+            } else {
+                (self.interval * 2).min(PROBE_INTERVAL_IDLE_MAX)
+            };
+            self.next_round = now + self.interval;
+        }
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_round;
+        if let (Some(hb), Some(_)) = (self.next_heartbeat, self.selected) {
+            t = t.min(hb);
+        }
+        for c in &self.candidates {
+            for (_, at) in c.pings.iter().flatten() {
+                t = t.min(*at + PING_TIMEOUT);
+            }
+        }
+        if let Some(sel) = self.selected.and_then(|s| self.find(s)) {
+            if let Some(p) = sel.last_pong {
+                t = t.min(p + PATH_TRUST);
+            }
+            if let Some(s) = self.selected_since {
+                let base = self.last_progress.map_or(s, |p| p.max(s));
+                t = t.min(base + WIREGUARD_PROGRESS_TIMEOUT);
+            }
+            if let Some(g) = self.grace_until {
+                t = t.min(g);
+            }
+        }
+        t
+    }
+
+    /// Seals the next probe into `buf` (at least [`super::probe::PROBE_LEN`] bytes); returns its
+    /// destination and length. No allocation.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let (dst, probe) = self.queue.pop_front()?;
+        match self.key.seal(&probe, &mut self.rng, buf) {
+            Ok(n) => Some((dst, n)),
+            Err(_) => None,
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<PathEvent> {
+        self.events.pop_front()
+    }
+
+    /// The selected endpoint, if any.
+    pub fn endpoint(&self) -> Option<SocketAddr> {
+        self.selected
+    }
+
+    /// The path kind for `vpnctl show`.
+    pub fn kind(&self) -> PathKind {
+        self.selected
+            .and_then(|s| self.find(s))
+            .map_or(PathKind::None, Candidate::kind)
+    }
+
+    /// Why the peer has no path, or `None` when it has one.
+    pub fn why_not_direct(&self) -> Option<WhyNotDirect> {
+        if self.selected.is_some() {
+            return None;
+        }
+        if self.candidates.is_empty() {
+            return Some(match self.signaling {
+                Signaling::HubUnreachable => WhyNotDirect::HubUnreachable,
+                Signaling::PeerOffline => WhyNotDirect::PeerOffline,
+                _ => WhyNotDirect::NoCandidates,
+            });
+        }
+        if self.candidates.iter().any(|c| c.suspect) {
+            return Some(WhyNotDirect::NoWireguardProgress);
+        }
+        Some(WhyNotDirect::ProbesUnanswered)
+    }
+
+    /// The current probe round interval (for `vpnctl` and tests).
+    pub fn probe_interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn is_active(&self, now: Instant) -> bool {
+        self.last_activity
+            .is_some_and(|a| now.saturating_duration_since(a) < ACTIVE_TIMEOUT)
+    }
+
+    fn find(&self, a: SocketAddr) -> Option<&Candidate> {
+        self.candidates.iter().find(|c| c.addr == a)
+    }
+
+    fn selected_mut(&mut self) -> Option<&mut Candidate> {
+        let s = self.selected?;
+        self.candidates.iter_mut().find(|c| c.addr == s)
+    }
+
+    /// Adds a candidate; true if it is new. Bounded by [`MAX_CANDIDATES`]: a full table
+    /// replaces the oldest peer-reflexive entry that is not selected, or refuses.
+    fn add(&mut self, addr: SocketAddr, source: Source) -> bool {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.addr == addr) {
+            // An announced address outranks the same address seen on a probe.
+            c.source = c.source.min(source);
+            return false;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES {
+            let sel = self.selected;
+            match self
+                .candidates
+                .iter()
+                .position(|c| c.source == Source::PeerReflexive && Some(c.addr) != sel)
+            {
+                Some(i) => {
+                    self.candidates.remove(i);
+                }
+                None => return false,
+            }
+        }
+        self.candidates.push(Candidate {
+            addr,
+            source,
+            pings: [None; PINGS_PER_CANDIDATE],
+            rtt: None,
+            last_pong: None,
+            suspect: false,
+        });
+        true
+    }
+
+    /// Probe every candidate now and return to the active cadence.
+    fn restart(&mut self, now: Instant) {
+        self.interval = PROBE_INTERVAL_ACTIVE;
+        self.next_round = now;
+        if self.selected.is_some() {
+            self.next_heartbeat = Some(now);
+        }
+    }
+
+    fn round(&mut self, now: Instant) {
+        for i in 0..self.candidates.len() {
+            let a = self.candidates[i].addr;
+            self.ping(a, now);
+        }
+    }
+
+    fn ping(&mut self, to: SocketAddr, now: Instant) {
+        let mut txid = [0u8; 12];
+        self.rng.fill_bytes(&mut txid);
+        let Some(c) = self.candidates.iter_mut().find(|c| c.addr == to) else {
+            return;
+        };
+        // Reuse a free slot or the oldest one.
+        let slot = match c.pings.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => (0..PINGS_PER_CANDIDATE)
+                .min_by_key(|&i| c.pings[i].map(|(_, at)| at))
+                .expect("non-empty"),
+        };
+        c.pings[slot] = Some((txid, now));
+        self.queue.push_back((
+            to,
+            Probe {
+                kind: ProbeType::Ping,
+                txid,
+                observed: to,
+            },
+        ));
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if now >= self.budget_reset {
+            self.pongs_left = MAX_PONGS_PER_ROUND;
+            self.budget_reset = now + PROBE_INTERVAL_ACTIVE;
+        }
+    }
+
+    /// Picks the best trusted, non-suspect candidate, keeping the current one unless the new
+    /// one is better by tier/LAN or by the hysteresis margin.
+    fn reselect(&mut self, now: Instant) {
+        let in_grace = self.grace_until.is_some_and(|g| now < g);
+        let cur = self.selected;
+        let eligible = |c: &&Candidate| {
+            !c.suspect && c.rtt.is_some() && (trusted(c, now) || (in_grace && Some(c.addr) == cur))
+        };
+        let rank = |c: &Candidate| (Tier::Udp, !c.is_lan(), c.rtt.unwrap_or(Duration::MAX));
+        let best = self
+            .candidates
+            .iter()
+            .filter(eligible)
+            .min_by_key(|c| rank(c))
+            .cloned();
+        let cur_c = cur
+            .and_then(|s| self.find(s))
+            .filter(|c| eligible(c))
+            .cloned();
+        let choice = match (cur_c, best) {
+            (Some(cur), Some(best)) if cur.addr != best.addr => {
+                let (ct, cl, crtt) = rank(&cur);
+                let (bt, bl, brtt) = rank(&best);
+                let gain = crtt.saturating_sub(brtt);
+                let better = (bt, bl) < (ct, cl)
+                    || ((bt, bl) == (ct, cl)
+                        && gain >= SWITCH_MIN_GAIN
+                        && gain * 100 >= crtt * SWITCH_MIN_GAIN_PERCENT);
+                Some(if better { best } else { cur })
+            }
+            (Some(cur), _) => Some(cur),
+            (None, best) => best,
+        };
+        match choice {
+            Some(c) if Some(c.addr) != cur => {
+                self.selected = Some(c.addr);
+                self.selected_since = Some(now);
+                self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
+                self.grace_until = None;
+                self.events.push_back(PathEvent::Selected {
+                    endpoint: c.addr,
+                    kind: c.kind(),
+                    rtt: c.rtt.unwrap_or_default(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                if let Some(old) = cur {
+                    self.selected = None;
+                    self.selected_since = None;
+                    self.next_heartbeat = None;
+                    self.events.push_back(PathEvent::Lost { endpoint: old });
+                }
+            }
+        }
+    }
+}
+
+fn trusted(c: &Candidate, now: Instant) -> bool {
+    c.last_pong
+        .is_some_and(|p| now.saturating_duration_since(p) < PATH_TRUST)
+}
+
+#[cfg(test)]
+mod tests;
