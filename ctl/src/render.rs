@@ -286,6 +286,13 @@ pub fn render_stats(stats: &StatsResult) -> String {
             field(&mut out, &clean(why), &n.to_string());
         }
     }
+    // Only when a server was ever full: the common case stays short.
+    if stats.clients_refused.values().any(|&n| n > 0) {
+        let _ = writeln!(out, "clients refused (server full):");
+        for (server, n) in &stats.clients_refused {
+            field(&mut out, &clean(server), &n.to_string());
+        }
+    }
     out
 }
 

@@ -3,6 +3,7 @@
 //! [`run`] starts the supervision tree for a configuration and stops it when `shutdown`
 //! completes, so tests can drive a daemon in-process as well as through the binary.
 
+pub mod accept;
 pub mod actors;
 pub mod config;
 pub mod control;

@@ -67,6 +67,10 @@ pub struct Daemon {
     /// Held from reading the configuration in force to applying an edit of it (JSON-RPC and
     /// UAPI changes), so two concurrent edits cannot undo each other.
     pub edit_lock: tokio::sync::Mutex<()>,
+    /// Concurrent clients of the JSON-RPC control socket, and those turned away.
+    pub control_clients: Arc<crate::accept::ClientLimit>,
+    /// Concurrent clients of the UAPI socket, and those turned away.
+    pub uapi_clients: Arc<crate::accept::ClientLimit>,
 }
 
 impl std::fmt::Debug for Daemon {

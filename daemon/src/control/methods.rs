@@ -169,6 +169,11 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
                 drops: dp.drops.snapshot(),
                 handshake_queue: dp.handshakes.depth(),
                 under_load: dp.handshakes.is_under_load(std::time::Instant::now()),
+                clients_refused: [
+                    ("control".to_string(), daemon.control_clients.refused()),
+                    ("uapi".to_string(), daemon.uapi_clients.refused()),
+                ]
+                .into(),
             })
         }
         #[cfg(feature = "fault-injection")]

@@ -100,29 +100,20 @@ pub fn bind(
     Ok(listener)
 }
 
-/// Accepts clients until the task is cancelled.
+/// Accepts clients until the task is cancelled (their tasks end with it), at most
+/// [`crate::accept::MAX_CLIENTS`] at once.
 pub async fn serve(listener: interprocess::local_socket::tokio::Listener, daemon: Arc<Daemon>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let d = daemon.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client(stream, d).await {
-                        tracing::debug!(error = %e, "control client ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let limit = daemon.control_clients.clone();
+    crate::accept::serve(listener, "control", limit, move |stream, activity| {
+        client(stream, daemon.clone(), activity)
+    })
+    .await
 }
 
 async fn client(
     stream: interprocess::local_socket::tokio::Stream,
     daemon: Arc<Daemon>,
+    activity: crate::accept::Activity,
 ) -> std::io::Result<()> {
     let peer_cred = describe_peer(&stream);
     let stream = Arc::new(stream);
@@ -131,7 +122,9 @@ async fn client(
     let mut line = Vec::new();
     loop {
         line.clear();
+        activity.idle();
         let read = tokio::time::timeout(IDLE_TIMEOUT, read_limited(&mut rx, &mut line)).await;
+        activity.busy();
         let resp = match read {
             Err(_) => return Ok(()),
             Ok(Err(e)) => return Err(e),
@@ -150,6 +143,10 @@ async fn client(
             Ok(Ok(ReadOutcome::Line)) => {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
+                }
+                if crate::accept::peer_gone(&stream) {
+                    tracing::debug!(peer = %peer_cred, "control client left before its request ran; not applied");
+                    return Ok(());
                 }
                 match methods::handle_line(&daemon, &line, &peer_cred).await {
                     Some(r) => r,

@@ -296,6 +296,8 @@ impl Actor for Root {
             tracing::warn!(error = %e, "some routes could not be installed");
         }
 
+        // Each socket server gets its share of the descriptors, leaving a reserve for reloads.
+        let max_clients = crate::accept::max_clients(crate::accept::raise_nofile_limit());
         let daemon = Arc::new(Daemon {
             dp: dp.clone(),
             config: RwLock::new(config.clone()),
@@ -303,6 +305,8 @@ impl Actor for Root {
             failed: Default::default(),
             restarts: Default::default(),
             edit_lock: Default::default(),
+            control_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
+            uapi_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
         });
         let (config_actor, _) = Actor::spawn_linked(
             None,

@@ -68,35 +68,29 @@ pub fn bind(path: &Path) -> Result<interprocess::local_socket::tokio::Listener, 
         .map_err(io)
 }
 
-/// Accepts clients until the task is cancelled.
+/// Accepts clients until the task is cancelled (their tasks end with it), at most
+/// [`crate::accept::MAX_CLIENTS`] at once.
 pub async fn serve(listener: interprocess::local_socket::tokio::Listener, daemon: Arc<Daemon>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let d = daemon.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client(stream, d).await {
-                        tracing::debug!(error = %e, "UAPI client ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "UAPI accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let limit = daemon.uapi_clients.clone();
+    crate::accept::serve(listener, "UAPI", limit, move |stream, activity| {
+        client(stream, daemon.clone(), activity)
+    })
+    .await
 }
 
 async fn client(
     stream: interprocess::local_socket::tokio::Stream,
     daemon: Arc<Daemon>,
+    activity: crate::accept::Activity,
 ) -> std::io::Result<()> {
     let stream = Arc::new(stream);
     let mut tx = &*stream;
     let mut rx = BufReader::new(&*stream);
     loop {
-        let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut rx)).await {
+        activity.idle();
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut rx)).await;
+        activity.busy();
+        let request = match read {
             Err(_) => return Ok(()),
             Ok(r) => r?,
         };
@@ -112,6 +106,10 @@ async fn client(
                 return Ok(());
             }
             Request::Get => render::render_get(&snapshot(&daemon)),
+            Request::Set(_) if crate::accept::peer_gone(&stream) => {
+                tracing::debug!("UAPI client left before its set ran; not applied");
+                return Ok(());
+            }
             Request::Set(body) => {
                 let code = match parse::parse_set(body.split('\n')) {
                     Ok(req) => set(&daemon, &req).await,

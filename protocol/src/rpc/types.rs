@@ -322,4 +322,8 @@ pub struct StatsResult {
     pub handshake_queue: usize,
     /// Whether the cookie defence is on.
     pub under_load: bool,
+    /// Connections each local socket server (`control`, `uapi`) closed at once because it
+    /// already had its maximum of concurrent clients.
+    #[serde(default)]
+    pub clients_refused: std::collections::BTreeMap<String, u64>,
 }
