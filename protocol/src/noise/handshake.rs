@@ -45,8 +45,9 @@ pub enum HandshakeError {
     /// The static key in the initiation belongs to no configured peer.
     #[error("initiation from an unknown public key")]
     UnknownPeer,
-    /// Both sides initiated at once and ours takes precedence (the larger public key wins), so
-    /// this initiation is not answered; the other side answers ours instead.
+    /// Both sides initiated at once and ours took precedence. No longer produced: like
+    /// WireGuard, both sides now answer (see `Peer::handle_initiation`); kept so the drop
+    /// counter names stay stable for monitoring.
     #[error("simultaneous initiation: ours takes precedence")]
     Simultaneous,
     /// A response or cookie reply for a handshake we are not waiting on.

@@ -753,14 +753,13 @@ impl Peer {
         self.stats.rx_bytes += INITIATION_LEN as u64;
         self.update_endpoint(src);
         self.on_authenticated_received(now);
-        if self.initiation.is_some() {
-            // Both sides initiated at once. If both completed, each would end up sending on a
-            // different keypair and packets in flight would hit dropped keys. Resolve it the same
-            // way on both sides: the larger public key keeps its initiation, the other abandons
-            // its own and answers.
-            if self.identity.public_key() > &self.public_key {
-                return Err(HandshakeError::Simultaneous);
-            }
+        if self.initiation.is_some() && self.identity.public_key() < &self.public_key {
+            // Both sides initiated at once. Both answer, as WireGuard does, so the handshake
+            // completes with whichever initiation arrives (refusing to answer cost a 5 s retry
+            // whenever the other initiation was lost, e.g. sent to an endpoint the peer had
+            // just roamed away from). The smaller public key abandons its own initiation so
+            // that, when neither is lost, one session results and packets in flight never hit
+            // a keypair the other side dropped; the larger keeps its own in flight as well.
             self.drop_initiation();
         }
 
