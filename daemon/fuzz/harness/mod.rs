@@ -1,4 +1,4 @@
-//! Fuzz harnesses for the daemon's control-socket parsers, shared by two drivers:
+//! Fuzz harnesses for the daemon's control-socket parsers and its receive path, shared by two drivers:
 //!
 //! - the cargo-fuzz targets in `fuzz_targets/` (libFuzzer, coverage-guided), and
 //! - `daemon/tests/fuzz.rs`, which replays `regressions/` on every `cargo test` and runs a
@@ -13,6 +13,7 @@
 pub mod common;
 pub mod config_text;
 pub mod control_request;
+pub mod dataplane_receive;
 pub mod uapi_request;
 
 /// A harness: its name (the directory under `regressions/`), its entry point and its seeds.
@@ -36,6 +37,11 @@ pub const TARGETS: &[Target] = &[
         name: "control_request",
         run: control_request::run,
         seeds: control_request::seeds,
+    },
+    Target {
+        name: "dataplane_receive",
+        run: dataplane_receive::run,
+        seeds: dataplane_receive::seeds,
     },
     Target {
         name: "config_text",

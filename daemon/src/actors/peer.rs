@@ -319,6 +319,9 @@ impl PeerActor {
                 }
                 E::HandshakeCompleted { initiator } => {
                     st.timeouts_in_a_row = 0;
+                    // Fresh OS randomness for the next handshake's ephemeral key and index.
+                    let seed = crate::supervisor::random_seed();
+                    st.handle.cell.lock().peer.reseed(seed);
                     tracing::debug!(peer = %who, initiator, "handshake completed")
                 }
                 E::EndpointChanged { from, to } => {

@@ -96,7 +96,7 @@ impl HandshakeQueue {
     }
 
     /// Queues a handshake message for the worker (dropped, and counted, when the queue is full).
-    pub fn submit(&self, dp: &DataPlane, msg: &[u8], src: SocketAddr, now: Instant) {
+    pub fn submit<T>(&self, dp: &DataPlane<T>, msg: &[u8], src: SocketAddr, now: Instant) {
         let mut job = Job {
             src,
             len: msg.len().min(INITIATION_LEN),
@@ -114,6 +114,23 @@ impl HandshakeQueue {
             dp.drops
                 .inc(crate::dataplane::counters::Reason::HandshakeQueueFull);
         }
+    }
+
+    /// Processes the queued messages on the calling thread, as the worker would at `now`, and
+    /// returns how many; none once the worker has started (it owns the queue then). For
+    /// driving the data plane deterministically in tests and the fuzz target.
+    pub fn process_queued<T>(dp: &DataPlane<T>, now: Instant) -> usize {
+        let mut guard = dp.handshakes.rx.lock();
+        let Some(rx) = guard.as_mut() else { return 0 };
+        let mut n = 0;
+        while let Ok(job) = rx.try_recv() {
+            dp.handshakes.depth.fetch_sub(1, Ordering::Relaxed);
+            if let Err(reason) = process(dp, &job, now) {
+                dp.drops.inc(reason);
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Starts the worker thread. It ends when the data plane is dropped. If it panics, it
@@ -206,7 +223,7 @@ fn worker(dp: &Weak<DataPlane>, rx: &mut mpsc::Receiver<Job>) {
     }
 }
 
-fn process(dp: &DataPlane, job: &Job, now: Instant) -> Result<(), DropReason> {
+fn process<T>(dp: &DataPlane<T>, job: &Job, now: Instant) -> Result<(), DropReason> {
     let q = &dp.handshakes;
     let bytes = &job.bytes[..job.len];
     let src = job.src;

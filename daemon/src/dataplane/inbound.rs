@@ -50,6 +50,30 @@ pub enum Family {
     V6,
 }
 
+/// Where the receive path writes decrypted packets: the TUN device, or a stub in tests and
+/// the fuzz target (`daemon/fuzz/harness/dataplane_receive.rs`).
+pub trait TunWrite: Send + Sync {
+    /// Writes `bufs` (each an inner packet at `offset`), coalescing with `gro` if the device
+    /// has offloads.
+    fn write_batch(
+        &self,
+        gro: &mut tun_rs::GROTable,
+        bufs: &mut [Vec<u8>],
+        offset: usize,
+    ) -> impl std::future::Future<Output = io::Result<usize>> + Send;
+}
+
+impl TunWrite for tun_rs::AsyncDevice {
+    async fn write_batch(
+        &self,
+        gro: &mut tun_rs::GROTable,
+        bufs: &mut [Vec<u8>],
+        offset: usize,
+    ) -> io::Result<usize> {
+        self.send_multiple(gro, bufs, offset).await
+    }
+}
+
 /// Decrypted packets waiting to be written to the TUN.
 pub struct TunBatch {
     bufs: Vec<Vec<u8>>,
@@ -123,7 +147,7 @@ impl TunBatch {
     }
 
     /// Writes every waiting packet to the TUN and empties the batch.
-    pub async fn flush(&mut self, dp: &DataPlane) {
+    pub async fn flush<T: TunWrite>(&mut self, dp: &DataPlane<T>) {
         if self.n == 0 {
             return;
         }
@@ -131,7 +155,7 @@ impl TunBatch {
         self.n = 0;
         if let Err(e) = dp
             .tun
-            .send_multiple(&mut self.gro, &mut self.bufs[..n], TUN_OFFSET)
+            .write_batch(&mut self.gro, &mut self.bufs[..n], TUN_OFFSET)
             .await
         {
             tracing::debug!(error = %e, "TUN write failed");
@@ -162,6 +186,19 @@ impl RxBatch {
             meta: [Received::default(); RECV_MSGS],
             tun: TunBatch::default(),
         })
+    }
+
+    /// Puts `datagram` into receive slot `k` (`k < RECV_MSGS`) as if it had arrived from
+    /// `src` in GRO segments of `segment` bytes, for driving [`handle_batch`] without a socket
+    /// (tests, fuzzing). At most [`RECV_BUF`] bytes are kept.
+    pub fn load(&mut self, k: usize, datagram: &[u8], segment: usize, src: Option<SocketAddr>) {
+        let len = datagram.len().min(RECV_BUF);
+        self.region[k * RECV_BUF..k * RECV_BUF + len].copy_from_slice(&datagram[..len]);
+        self.meta[k] = Received {
+            len,
+            segment: segment.clamp(1, RECV_BUF),
+            src,
+        };
     }
 }
 
@@ -232,7 +269,12 @@ async fn recv(sock: &UdpSocket, rx: &mut RxBatch) -> io::Result<usize> {
 
 /// Handles the first `n` received messages of `rx` (each possibly several coalesced
 /// datagrams) and writes what they carried to the TUN.
-pub async fn handle_batch(dp: &DataPlane, rx: &mut RxBatch, n: usize, now: Instant) {
+pub async fn handle_batch<T: TunWrite>(
+    dp: &DataPlane<T>,
+    rx: &mut RxBatch,
+    n: usize,
+    now: Instant,
+) {
     let udp = dp.udp();
     let ctx = dp.batch_context(&udp);
     let mut open = Opener::default();
@@ -374,7 +416,12 @@ impl Opener {
 
 /// Handles one datagram from `src` that is not transport data (or any datagram, on the slow
 /// path).
-pub async fn handle_datagram(dp: &DataPlane, buf: &mut [u8], src: SocketAddr, now: Instant) {
+pub async fn handle_datagram<T: TunWrite>(
+    dp: &DataPlane<T>,
+    buf: &mut [u8],
+    src: SocketAddr,
+    now: Instant,
+) {
     let msg = match Message::parse(buf) {
         Ok(m) => m,
         Err(e) => return dp.drops.inc(DropReason::Malformed(e)),

@@ -155,7 +155,11 @@ impl DataPlaneOptions {
 }
 
 /// Everything the data-plane tasks, the handshake worker and the actors share.
-pub struct DataPlane {
+///
+/// `T` is where decrypted packets go: the TUN device in the daemon, a stub in the fuzz target
+/// (see [`inbound::TunWrite`]). A type parameter rather than a trait object, so the daemon's
+/// receive path is compiled for the device and pays nothing for the seam.
+pub struct DataPlane<T = tun_rs::AsyncDevice> {
     /// Our static identity (replaced when the private key changes).
     pub identity: RwLock<Arc<StaticIdentity>>,
     /// Peers by key, index and allowed IP.
@@ -163,7 +167,7 @@ pub struct DataPlane {
     /// UDP sockets (replaced when the listen port changes).
     pub udp: arc_swap::ArcSwap<UdpSockets>,
     /// The TUN device.
-    pub tun: Arc<tun_rs::AsyncDevice>,
+    pub tun: Arc<T>,
     /// Settings every peer shares.
     pub settings: RwLock<PeerSettings>,
     /// Divides every protocol timer (1 in production).
@@ -185,7 +189,7 @@ pub struct DataPlane {
     pub faults: tasks::FaultPoints,
 }
 
-impl DataPlane {
+impl<T> DataPlane<T> {
     /// The UDP sockets in use now.
     pub fn udp(&self) -> arc_swap::Guard<Arc<UdpSockets>> {
         self.udp.load()
@@ -216,7 +220,7 @@ pub struct BatchContext<'a> {
     pub crypto: Option<&'a rayon::ThreadPool>,
 }
 
-impl std::fmt::Debug for DataPlane {
+impl<T> std::fmt::Debug for DataPlane<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataPlane").finish_non_exhaustive()
     }

@@ -14,7 +14,7 @@ use crate::dataplane::region::Region;
 use crate::dataplane::router::ip_addresses;
 use crate::dataplane::udp::{normalize, UdpSockets};
 use crate::dataplane::{BatchContext, DataPlane};
-use protocol::noise::keypair::Keypair;
+use protocol::noise::keypair::{Keypair, ReservedCounter};
 use protocol::noise::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
 use protocol::noise::peer::Encapsulated;
 use std::io;
@@ -371,12 +371,12 @@ fn seal_run(
     let wires = &mut batch.wire[start..end];
     // Nonces were reserved in order above, so the slots can be sealed in any order (on several
     // threads) and still leave in order: the batch is sent only after every slot is sealed.
-    let seal = |j: usize, slot: &mut [u8], len: usize, wire: &mut usize| {
+    let seal = |counter: ReservedCounter, slot: &mut [u8], len: usize, wire: &mut usize| {
         // The interface MTU may have been raised from outside (`ip link set mtu`, as wg-quick
         // does) past the configured one: never pad a packet beyond its own size then, or the
         // datagram outgrows what the path was sized for.
         let pad_mtu = mtu.max(len);
-        *wire = match k.seal_in_place_with_counter(first + j as u64, slot, len, pad_mtu) {
+        *wire = match k.seal_in_place_with_counter(counter, slot, len, pad_mtu) {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "seal failed");
@@ -388,24 +388,38 @@ fn seal_run(
     match dp.crypto {
         Some(pool) if end - start >= PARALLEL_MIN => {
             use rayon::prelude::*;
-            pool.install(|| {
-                region
-                    .par_chunks_mut(slot_len)
-                    .zip(lens.par_iter())
-                    .zip(wires.par_iter_mut())
-                    .enumerate()
-                    .with_min_len(PARALLEL_MIN / 2)
-                    .for_each(|(j, ((slot, &len), wire))| seal(j, slot, len, wire));
+            // Each slot takes its own counter token; the tokens wait in a buffer this thread
+            // reuses, so the parallel path allocates nothing per batch either.
+            thread_local! {
+                static TOKENS: std::cell::RefCell<Vec<Option<ReservedCounter>>> =
+                    const { std::cell::RefCell::new(Vec::new()) };
+            }
+            TOKENS.with_borrow_mut(|tokens| {
+                tokens.clear();
+                tokens.extend(first.map(Some));
+                pool.install(|| {
+                    region
+                        .par_chunks_mut(slot_len)
+                        .zip(lens.par_iter())
+                        .zip(wires.par_iter_mut())
+                        .zip(tokens.par_iter_mut())
+                        .with_min_len(PARALLEL_MIN / 2)
+                        .for_each(|(((slot, &len), wire), token)| {
+                            if let Some(counter) = token.take() {
+                                seal(counter, slot, len, wire);
+                            }
+                        });
+                });
             });
         }
         _ => {
-            for (j, ((slot, &len), wire)) in region
+            for (((slot, &len), wire), counter) in region
                 .chunks_mut(slot_len)
                 .zip(lens)
                 .zip(wires.iter_mut())
-                .enumerate()
+                .zip(first)
             {
-                seal(j, slot, len, wire);
+                seal(counter, slot, len, wire);
             }
         }
     }

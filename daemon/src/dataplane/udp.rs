@@ -128,6 +128,18 @@ impl UdpSockets {
         Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP")))
     }
 
+    /// No sockets at all: every send is dropped (returns false). For driving the data plane
+    /// without touching the network (tests, the fuzz target).
+    pub fn unbound() -> Self {
+        UdpSockets {
+            v4: None,
+            v6: None,
+            v4_offloads: Offloads::default(),
+            v6_offloads: Offloads::default(),
+            port: 0,
+        }
+    }
+
     /// Puts firewall mark `mark` (0 = none) on every packet both sockets send (`SO_MARK`,
     /// which needs `CAP_NET_ADMIN`).
     pub fn set_mark(&self, mark: u32) -> io::Result<()> {

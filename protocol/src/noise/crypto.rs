@@ -187,6 +187,13 @@ impl TransportCipher {
     }
 }
 
+// The wipe in `drop` relies on ring keeping the whole key inside `LessSafeKey` itself. A key
+// that owned heap memory (or anything else needing cleanup) would need drop glue, so these
+// fail the build if a ring upgrade changes that; the size check makes sure the 32-byte key
+// material can be inside the bytes we overwrite.
+const _: () = assert!(!std::mem::needs_drop::<ring::aead::LessSafeKey>());
+const _: () = assert!(std::mem::size_of::<ring::aead::LessSafeKey>() >= KEY_LEN);
+
 impl Drop for TransportCipher {
     fn drop(&mut self) {
         let p = (&mut *self.key as *mut ring::aead::LessSafeKey).cast::<u8>();

@@ -3,6 +3,16 @@
 //! This is the reference composition of the pieces (mac checks, cookie replies, responder
 //! path, index routing) used by the simulation tests and the fuzz targets; the daemon splits
 //! the same steps across its data plane and peer actors.
+//!
+//! vpnd does not dispatch through `Device` (it uses only [`DropReason`]); its own receive path
+//! is fuzzed by the daemon's `dataplane_receive` target. `Device` stays because it is what
+//! lets the protocol crate test itself without the daemon: the deterministic simulation tests
+//! (`tests/simulation.rs`, many devices on a fake clock and network: roaming, loss, rekeying,
+//! cookies under load), the `handshake_responder`, `handshake_stateful` and `cookie_reply` fuzz
+//! targets and the handshake bench all compose peers through it. Moving them onto the daemon's
+//! data plane would make protocol tests depend on tokio and the daemon crate, against the
+//! sans-IO rule; the pieces both dispatchers share (`Peer`, cookies, rate limiter, messages)
+//! are the ones those tests cover.
 
 use crate::keys::{PrivateKey, PublicKey};
 use crate::noise::cookie::{CookieChecker, MacCheck};

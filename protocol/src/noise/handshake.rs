@@ -11,7 +11,7 @@ use crate::noise::messages::{self, Initiation, Response, INITIATION_LEN, RESPONS
 use std::sync::LazyLock;
 use std::time::Duration;
 use x25519_dalek::StaticSecret;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The Noise protocol name, hashed into the initial chaining key.
 pub const CONSTRUCTION: &[u8] = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
@@ -45,8 +45,9 @@ pub enum HandshakeError {
     /// The static key in the initiation belongs to no configured peer.
     #[error("initiation from an unknown public key")]
     UnknownPeer,
-    /// Both sides initiated at once and ours takes precedence (the larger public key wins), so
-    /// this initiation is not answered; the other side answers ours instead.
+    /// Both sides initiated at once and ours took precedence. No longer produced: like
+    /// WireGuard, both sides now answer (see `Peer::handle_initiation`); kept so the drop
+    /// counter names stay stable for monitoring.
     #[error("simultaneous initiation: ours takes precedence")]
     Simultaneous,
     /// A response or cookie reply for a handshake we are not waiting on.
@@ -237,8 +238,8 @@ pub fn create_initiation(
     ck = c;
     h = hash(&[&h, &e_pub]);
 
-    let es = dh(&ephemeral, &peer.0)?;
-    let [c, mut k] = kdf::<2>(&ck, &es);
+    let es = Zeroizing::new(dh(&ephemeral, &peer.0)?);
+    let [c, mut k] = kdf::<2>(&ck, &es[..]);
     ck = c;
     if let Err(e) = aead_seal(&k, 0, &identity.public.0, &h, &mut out[40..88]) {
         k.zeroize();
@@ -254,12 +255,14 @@ pub fn create_initiation(
     sealed?;
     h = hash(&[&h, &out[88..116]]);
 
-    Ok(InitiatorState {
+    let state = InitiatorState {
         local_index,
         ephemeral: ephemeral_bytes,
         chaining_key: ck,
         hash: h,
-    })
+    };
+    ck.zeroize();
+    Ok(state)
 }
 
 /// Responder state after decrypting an initiation's static key, before the peer is known.
@@ -298,8 +301,8 @@ pub fn begin_initiation(
     let mut h = identity.responder_hash;
     let [mut ck] = kdf::<1>(&INITIAL_CHAIN_KEY, e_pub);
     h = hash(&[&h, e_pub]);
-    let es = dh(&identity.secret, e_pub)?;
-    let [c, mut k] = kdf::<2>(&ck, &es);
+    let es = Zeroizing::new(dh(&identity.secret, e_pub)?);
+    let [c, mut k] = kdf::<2>(&ck, &es[..]);
     ck = c;
     let mut peer = [0u8; 32];
     let r = aead_open(&k, 0, msg.encrypted_static(), &h, &mut peer);
@@ -382,13 +385,14 @@ pub fn create_response(
 
     let [mut ck] = kdf::<1>(&consumed.chaining_key, &e_pub);
     let mut h = hash(&[&consumed.hash, &e_pub]);
-    let ee = dh(&ephemeral, &consumed.remote_ephemeral)?;
-    [ck] = kdf::<1>(&ck, &ee);
-    let se = dh(&ephemeral, &consumed.peer.0)?;
-    [ck] = kdf::<1>(&ck, &se);
+    let ee = Zeroizing::new(dh(&ephemeral, &consumed.remote_ephemeral)?);
+    [ck] = kdf::<1>(&ck, &ee[..]);
+    let se = Zeroizing::new(dh(&ephemeral, &consumed.peer.0)?);
+    [ck] = kdf::<1>(&ck, &se[..]);
     let [c, tau, mut k] = kdf::<3>(&ck, psk.as_bytes());
+    let tau = Zeroizing::new(tau);
     ck = c;
-    h = hash(&[&h, &tau]);
+    h = hash(&[&h, &tau[..]]);
     let sealed = aead_seal(&k, 0, &[], &h, &mut out[44..60]);
     k.zeroize();
     sealed?;
@@ -420,13 +424,14 @@ pub fn consume_response(
     let [mut ck] = kdf::<1>(&state.chaining_key, e_pub);
     let mut h = hash(&[&state.hash, e_pub]);
     let ephemeral = StaticSecret::from(state.ephemeral);
-    let ee = dh(&ephemeral, e_pub)?;
-    [ck] = kdf::<1>(&ck, &ee);
-    let se = dh(&identity.secret, e_pub)?;
-    [ck] = kdf::<1>(&ck, &se);
+    let ee = Zeroizing::new(dh(&ephemeral, e_pub)?);
+    [ck] = kdf::<1>(&ck, &ee[..]);
+    let se = Zeroizing::new(dh(&identity.secret, e_pub)?);
+    [ck] = kdf::<1>(&ck, &se[..]);
     let [c, tau, mut k] = kdf::<3>(&ck, psk.as_bytes());
+    let tau = Zeroizing::new(tau);
     ck = c;
-    h = hash(&[&h, &tau]);
+    h = hash(&[&h, &tau[..]]);
     let mut empty = [0u8; 0];
     let r = aead_open(&k, 0, msg.encrypted_nothing(), &h, &mut empty);
     k.zeroize();
@@ -449,6 +454,18 @@ mod tests {
 
     fn ident(b: u8) -> StaticIdentity {
         StaticIdentity::new(PrivateKey::from_bytes([b; 32]))
+    }
+
+    #[test]
+    fn dh_results_and_tau_are_wiped_on_drop() {
+        // The intermediate secrets live in `Zeroizing` wrappers (wiped when dropped); this
+        // pins that the wrapper zeroes what it holds, which is what the handshake relies on.
+        let a = ident(1);
+        let b = ident(2);
+        let mut es = Zeroizing::new(dh(&a.secret, &b.public_key().0).unwrap());
+        assert_ne!(*es, [0; 32]);
+        es.zeroize();
+        assert_eq!(*es, [0; 32]);
     }
 
     #[test]

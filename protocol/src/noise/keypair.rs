@@ -49,6 +49,44 @@ pub fn padding_for(len: usize, mtu: usize) -> usize {
     padded - last
 }
 
+/// Send counters reserved with [`Keypair::reserve_counters`], handed out in order, each once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CounterReservation {
+    next: u64,
+    end: u64,
+}
+
+impl Iterator for CounterReservation {
+    type Item = ReservedCounter;
+
+    fn next(&mut self) -> Option<ReservedCounter> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            ReservedCounter(self.next - 1)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.end - self.next).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for CounterReservation {}
+
+/// One send counter out of a [`CounterReservation`]. Neither `Clone` nor constructible
+/// outside this module, and consumed by [`Keypair::seal_in_place_with_counter`], so each
+/// nonce seals at most one message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReservedCounter(u64);
+
+impl ReservedCounter {
+    /// The counter's value (the nonce it stands for).
+    pub fn value(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One direction pair of transport keys with their counters.
 pub struct Keypair {
     send: TransportCipher,
@@ -103,8 +141,10 @@ impl Keypair {
         self.bytes_sent.load(Ordering::Relaxed)
     }
 
-    /// Reserves `n` consecutive counters, so a batch can be sealed in parallel in order.
-    pub fn reserve_counters(&self, n: u64) -> Result<u64, SealError> {
+    /// Reserves `n` consecutive counters, so a batch can be sealed in parallel in order. Each
+    /// counter comes out of the reservation once, as a [`ReservedCounter`] that sealing
+    /// consumes: no counter can be used twice, nor one this keypair did not hand out.
+    pub fn reserve_counters(&self, n: u64) -> Result<CounterReservation, SealError> {
         let first = self.send_counter.fetch_add(n, Ordering::Relaxed);
         if first.saturating_add(n) > REJECT_AFTER_MESSAGES {
             // Keep the counter saturated so later calls fail too.
@@ -112,7 +152,10 @@ impl Keypair {
                 .store(REJECT_AFTER_MESSAGES, Ordering::Relaxed);
             return Err(SealError::Exhausted);
         }
-        Ok(first)
+        Ok(CounterReservation {
+            next: first,
+            end: first + n,
+        })
     }
 
     /// Total length of the message for an inner packet of `len` bytes.
@@ -125,7 +168,7 @@ impl Keypair {
     /// message length.
     pub fn seal_in_place_with_counter(
         &self,
-        counter: u64,
+        counter: ReservedCounter,
         buf: &mut [u8],
         len: usize,
         mtu: usize,
@@ -135,6 +178,7 @@ impl Keypair {
         if buf.len() < total {
             return Err(SealError::BufferTooSmall);
         }
+        let counter = counter.0;
         buf[TRANSPORT_HEADER_LEN + len..TRANSPORT_HEADER_LEN + padded].fill(0);
         write_transport_header(buf, self.remote_index, counter);
         let (body, tag) = buf[TRANSPORT_HEADER_LEN..total].split_at_mut(padded);
@@ -154,7 +198,10 @@ impl Keypair {
         if buf.len() < Self::sealed_len(len, mtu) {
             return Err(SealError::BufferTooSmall);
         }
-        let counter = self.reserve_counters(1)?;
+        let counter = self
+            .reserve_counters(1)?
+            .next()
+            .ok_or(SealError::Exhausted)?;
         self.seal_in_place_with_counter(counter, buf, len, mtu)
     }
 
@@ -278,6 +325,34 @@ mod tests {
         assert_eq!(padding_for(1420, 1420), 0);
         assert_eq!(padding_for(1415, 1418), 3); // bounded by the MTU, not rounded past it
         assert_eq!(padding_for(100, 0), 12);
+    }
+
+    #[test]
+    fn reservations_hand_out_each_counter_once_and_seal_with_it() {
+        let now = Instant::now();
+        let (a, b) = pair(now);
+        let first = a.reserve_counters(3).unwrap();
+        assert_eq!(first.len(), 3);
+        let second = a.reserve_counters(2).unwrap();
+        // Later reservations never overlap earlier ones, whatever order they are used in.
+        let values: Vec<u64> = second.map(|c| c.value()).collect();
+        assert_eq!(values, [3, 4]);
+        let mut first = first;
+        let _skipped = first.next().unwrap();
+        let c = first.next().unwrap();
+        assert_eq!(c.value(), 1);
+        let mut buf = [0u8; 64];
+        buf[16..20].copy_from_slice(&[0x45, 0, 0, 4]);
+        let n = a.seal_in_place_with_counter(c, &mut buf, 0, 0).unwrap();
+        // The counter on the wire is the reserved one, and the peer opens it.
+        assert_eq!(u64::from_le_bytes(buf[8..16].try_into().unwrap()), 1);
+        assert_eq!(b.open_in_place(&mut buf[..n]), Ok(0));
+        assert_eq!(first.next().map(|c| c.value()), Some(2));
+        assert_eq!(first.next(), None);
+        // A single seal takes the next counter after every reservation.
+        let n = a.seal_in_place(&mut buf, 0, 0).unwrap();
+        assert_eq!(u64::from_le_bytes(buf[8..16].try_into().unwrap()), 5);
+        assert!(n > 0);
     }
 
     #[test]

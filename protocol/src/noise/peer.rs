@@ -30,6 +30,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// Hands out receiver indices that are unique across every peer of a device.
 ///
@@ -486,6 +487,18 @@ impl Peer {
 
     // ----- outputs -----
 
+    /// Mixes fresh randomness into the peer's RNG (ephemeral keys, indices, jitter). The
+    /// protocol never reads the OS RNG itself: the daemon passes `seed` from it, on every
+    /// completed handshake, so a state that leaked (or a weak initial seed) stops predicting
+    /// later ephemerals after the next rekey. The old state is mixed in too, so a poor `seed`
+    /// never makes the RNG weaker than it was.
+    pub fn reseed(&mut self, seed: [u8; 32]) {
+        let mut old = Zeroizing::new([0u8; 32]);
+        self.rng.fill_bytes(&mut old[..]);
+        let mixed = Zeroizing::new(crate::noise::crypto::hash(&[&old[..], &seed]));
+        self.rng = ChaCha20Rng::from_seed(*mixed);
+    }
+
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -755,14 +768,13 @@ impl Peer {
         self.stats.rx_bytes += INITIATION_LEN as u64;
         self.update_endpoint(src);
         self.on_authenticated_received(now);
-        if self.initiation.is_some() {
-            // Both sides initiated at once. If both completed, each would end up sending on a
-            // different keypair and packets in flight would hit dropped keys. Resolve it the same
-            // way on both sides: the larger public key keeps its initiation, the other abandons
-            // its own and answers.
-            if self.identity.public_key() > &self.public_key {
-                return Err(HandshakeError::Simultaneous);
-            }
+        if self.initiation.is_some() && self.identity.public_key() < &self.public_key {
+            // Both sides initiated at once. Both answer, as WireGuard does, so the handshake
+            // completes with whichever initiation arrives (refusing to answer cost a 5 s retry
+            // whenever the other initiation was lost, e.g. sent to an endpoint the peer had
+            // just roamed away from). The smaller public key abandons its own initiation so
+            // that, when neither is lost, one session results and packets in flight never hit
+            // a keypair the other side dropped; the larger keeps its own in flight as well.
             self.drop_initiation();
         }
 
@@ -1196,6 +1208,11 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        // The RNG's state predicts every ephemeral key and index it would have produced next:
+        // overwrite it in place (rand_chacha does not wipe it), and let `black_box` observe
+        // the new state so the store to memory about to be freed is not optimised away.
+        self.rng = ChaCha20Rng::from_seed([0; 32]);
+        std::hint::black_box(&self.rng);
         self.clear_keys();
         self.drop_initiation();
         if let Some(ss) = self.static_static.as_mut() {
@@ -1306,6 +1323,53 @@ mod tests {
             Some(PeerEvent::HandshakeTimedOut { attempts: 10 }),
             "the oldest were discarded"
         );
+    }
+
+    /// The ephemeral public key of the initiation a fresh peer sends, after `prepare`.
+    fn first_ephemeral(prepare: impl FnOnce(&mut Peer)) -> [u8; 32] {
+        let now = Instant::now();
+        let me = Arc::new(StaticIdentity::new(crate::keys::PrivateKey::from_bytes(
+            [1; 32],
+        )));
+        let them = StaticIdentity::new(crate::keys::PrivateKey::from_bytes([2; 32]));
+        let config = PeerConfig {
+            public_key: *them.public_key(),
+            preshared_key: None,
+            endpoint: Some(SocketAddr::from(([192, 0, 2, 1], 51820))),
+            persistent_keepalive: None,
+        };
+        let mut p = Peer::new(
+            me,
+            config,
+            PeerSettings::default(),
+            Arc::new(LocalIndexRegistry::default()),
+            [7; 32],
+            (now, Duration::from_secs(1_700_000_000)),
+        );
+        prepare(&mut p);
+        let mut out = [0u8; 128];
+        assert!(matches!(
+            p.encapsulate(&[], &mut out, now),
+            Ok(Encapsulated::Queued)
+        ));
+        let t = p.poll_transmit().expect("an initiation");
+        t.payload[8..40].try_into().unwrap()
+    }
+
+    #[test]
+    fn reseeding_changes_later_ephemerals_deterministically() {
+        let plain = first_ephemeral(|_| {});
+        let reseeded = first_ephemeral(|p| p.reseed([9; 32]));
+        let again = first_ephemeral(|p| p.reseed([9; 32]));
+        let other = first_ephemeral(|p| p.reseed([10; 32]));
+        // A reseeded peer no longer follows its initial seed...
+        assert_ne!(plain, reseeded);
+        assert_ne!(reseeded, other);
+        // ...and the protocol stays deterministic for a given seed (sans-IO tests rely on it).
+        assert_eq!(reseeded, again);
+        // Reseeding with the seed the RNG started from still changes it: the old state is mixed
+        // in rather than replaced.
+        assert_ne!(first_ephemeral(|p| p.reseed([7; 32])), plain);
     }
 
     #[test]

@@ -242,6 +242,14 @@ impl Sim {
         );
     }
 
+    /// Loses every handshake initiation `from` has in flight (e.g. sent to an old endpoint).
+    pub fn lose_initiations_from(&mut self, from: Side) -> usize {
+        let before = self.queue.len();
+        self.queue
+            .retain(|_, (_, m)| !(m.from == from && m.payload.first() == Some(&1)));
+        before - self.queue.len()
+    }
+
     /// Drains both devices' transmits and events.
     pub fn drain(&mut self) {
         loop {
