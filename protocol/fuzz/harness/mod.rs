@@ -16,6 +16,7 @@ pub mod common;
 pub mod cookie_reply;
 pub mod handshake_responder;
 pub mod handshake_stateful;
+pub mod hub_message;
 pub mod message_parse;
 pub mod replay_window;
 pub mod rpc_request;
@@ -61,6 +62,11 @@ pub const TARGETS: &[Target] = &[
         name: "rpc_request",
         run: rpc_request::run,
         seeds: rpc_request::seeds,
+    },
+    Target {
+        name: "hub_message",
+        run: hub_message::run,
+        seeds: hub_message::seeds,
     },
     Target {
         name: "replay_window",
