@@ -152,3 +152,33 @@ pub fn open_envelope(
     crypto::xaead_open(key, &nonce, &envelope[ENVELOPE_NONCE_LEN..], &aad, out)?;
     Ok(len)
 }
+
+/// Label of the hub's challenge nonces.
+pub const LABEL_CHALLENGE: &[u8] = b"vpnhub challenge v1";
+
+/// The nonce the hub issues to `src` in time bucket `bucket` (the caller's clock divided by
+/// the nonce lifetime). Recomputable from a hub secret, so hellos cost the hub no table entry;
+/// the hub accepts the current and the previous bucket.
+pub fn challenge_nonce(
+    hub_secret: &[u8; KEY_LEN],
+    src: &SocketAddr,
+    bucket: u64,
+) -> [u8; NONCE_LEN] {
+    let mut a = [0; ADDR_LEN];
+    encode_addr(src, &mut a);
+    mac(hub_secret, &[LABEL_CHALLENGE, &a, &bucket.to_le_bytes()])
+}
+
+/// True when `nonce` is what [`challenge_nonce`] gave `src` in `bucket` or the one before.
+pub fn challenge_is_fresh(
+    hub_secret: &[u8; KEY_LEN],
+    src: &SocketAddr,
+    bucket: u64,
+    nonce: &[u8; NONCE_LEN],
+) -> bool {
+    let now = constant_time_eq(&challenge_nonce(hub_secret, src, bucket), nonce);
+    let prev = bucket
+        .checked_sub(1)
+        .is_some_and(|b| constant_time_eq(&challenge_nonce(hub_secret, src, b), nonce));
+    now | prev
+}

@@ -196,3 +196,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn challenge_nonce_is_bound_to_source_and_expires_after_two_buckets() {
+    let secret = [7u8; 32];
+    let src: SocketAddr = "203.0.113.5:1234".parse().unwrap();
+    let other: SocketAddr = "203.0.113.5:1235".parse().unwrap();
+    let n = challenge_nonce(&secret, &src, 10);
+    assert!(challenge_is_fresh(&secret, &src, 10, &n));
+    assert!(challenge_is_fresh(&secret, &src, 11, &n));
+    assert!(!challenge_is_fresh(&secret, &src, 12, &n));
+    assert!(!challenge_is_fresh(&secret, &other, 10, &n));
+    assert!(!challenge_is_fresh(&[8; 32], &src, 10, &n));
+    // Bucket 0 has no predecessor to wrap around to.
+    let z = challenge_nonce(&secret, &src, 0);
+    assert!(challenge_is_fresh(&secret, &src, 0, &z));
+    assert!(!challenge_is_fresh(&secret, &src, 0, &n));
+}
