@@ -27,7 +27,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
             proof: [3; 16],
             candidates: Candidates::from_slice(&["10.0.0.1:51820".parse().expect("addr")]),
         },
-        Message::Signal { to: [4; 32], from: [5; 32], envelope: &[6; 60] },
+        Message::Signal {
+            to: [4; 32],
+            from: [5; 32],
+            envelope: &[6; 60],
+        },
     ];
     let mut v: Vec<Vec<u8>> = msgs
         .iter()
