@@ -34,6 +34,7 @@
 //! - [`rpc`]: JSON-RPC 2.0 types shared by `vpnd` and `vpnctl`.
 
 pub mod allowed_ips;
+pub mod hub;
 pub mod keys;
 pub mod nat;
 pub mod noise;

@@ -16,6 +16,7 @@ pub mod common;
 pub mod cookie_reply;
 pub mod handshake_responder;
 pub mod handshake_stateful;
+pub mod hub_message;
 pub mod message_parse;
 pub mod nat_input;
 pub mod replay_window;
@@ -67,6 +68,11 @@ pub const TARGETS: &[Target] = &[
         name: "nat_input",
         run: nat_input::run,
         seeds: nat_input::seeds,
+    },
+    Target {
+        name: "hub_message",
+        run: hub_message::run,
+        seeds: hub_message::seeds,
     },
     Target {
         name: "replay_window",

@@ -26,7 +26,7 @@ pub const PROBE_MAGIC: [u8; 4] = [0xF0, b'V', b'P', b'N'];
 /// Reserved for relay frames (issue 11): never classified as anything else.
 pub const RELAY_MAGIC: [u8; 4] = [0xF1, b'V', b'R', b'L'];
 /// Reserved for hub messages sent over the WireGuard socket.
-pub const HUB_MAGIC: [u8; 4] = [0xF2, b'V', b'H', b'B'];
+pub const HUB_MAGIC: [u8; 4] = crate::hub::messages::MAGIC;
 /// STUN's magic cookie (RFC 8489 §5), big-endian at bytes 4..8.
 pub const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 /// A STUN header is 20 bytes.
