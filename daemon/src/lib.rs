@@ -39,6 +39,12 @@ pub enum RunError {
     /// The supervision tree stopped on its own.
     #[error("the daemon stopped unexpectedly: {0}")]
     Died(String),
+    /// The interface was deleted from outside while a configuration file said it should exist.
+    #[error(
+        "interface {0} was deleted from outside (ip link del?); stopping with an error so the \
+         service manager restarts vpnd"
+    )]
+    InterfaceDeleted(String),
 }
 
 /// Options beyond the configuration file.
@@ -67,6 +73,8 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<Arc<Daemon>>>,
 ) -> Result<(), RunError> {
     let link_gone = Arc::new(tokio::sync::Notify::new());
+    let interface = config.interface.name.clone();
+    let configless = options.configless;
     let args = RootArgs {
         config,
         config_path: options.config_path,
@@ -79,17 +87,22 @@ pub async fn run(
     let (root, mut join) = Actor::spawn(Some("vpnd".into()), Root, args)
         .await
         .map_err(|e| RunError::Startup(startup_error_message(&e)))?;
-    let reason = tokio::select! {
-        _ = shutdown => "shutdown",
-        // `ip link del` (as `wg-quick down` does): nothing left to serve, a clean exit.
-        _ = link_gone.notified() => "interface deleted",
+    let (reason, outcome) = tokio::select! {
+        _ = shutdown => ("shutdown", Ok(())),
+        // `ip link del`. Without a configuration file that is how `wg-quick down` ends the
+        // daemon: a clean exit. With one, the interface vpnd was told to keep is gone: an
+        // error, so `Restart=on-failure` brings the tunnel back.
+        _ = link_gone.notified() => (
+            "interface deleted",
+            if configless { Ok(()) } else { Err(RunError::InterfaceDeleted(interface)) },
+        ),
         r = &mut join => return Err(RunError::Died(format!("{r:?}"))),
     };
     tracing::info!(reason, "shutting down");
     let _ = root
         .stop_and_wait(Some(reason.into()), Some(Duration::from_millis(1800)))
         .await;
-    Ok(())
+    outcome
 }
 
 /// The message of a failed actor start-up, without ractor's "Actor panicked during startup"
