@@ -36,6 +36,7 @@ macro_rules! drop_reasons {
 // To add a reason, add one line here.
 drop_reasons! {
     NoRoute = "no_route", "No peer's allowed IPs cover the destination of an outbound packet.";
+    LinkLocal = "link_local", "An outbound IPv6 link-local or multicast packet (the kernel's own MLD/ND) that no peer routes.";
     BadTunPacket = "bad_tun_packet", "The inner packet read from the TUN is not IPv4/IPv6.";
     HandshakeQueueFull = "handshake_queue_full", "The handshake queue was full.";
     SendFailed = "send_failed", "A UDP send failed (buffer full, unreachable).";

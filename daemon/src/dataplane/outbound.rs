@@ -11,7 +11,7 @@ use crate::dataplane::batch_udp::Outgoing;
 use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
 use crate::dataplane::region::Region;
-use crate::dataplane::router::ip_addresses;
+use crate::dataplane::router::{ip_addresses, is_link_scoped_v6};
 use crate::dataplane::udp::{normalize, UdpSockets};
 use crate::dataplane::{BatchContext, DataPlane};
 use protocol::noise::keypair::{Keypair, ReservedCounter};
@@ -301,11 +301,10 @@ pub fn seal_batch(dp: &BatchContext<'_>, batch: &mut TxBatch, now: Instant) {
     let mut i = 0;
     while i < batch.count {
         let Some(peer) = routes.lookup(dp, batch.inner(i)) else {
-            let bad = ip_addresses(batch.inner(i)).is_none();
-            dp.drops.inc(if bad {
-                Reason::BadTunPacket
-            } else {
-                Reason::NoRoute
+            dp.drops.inc(match ip_addresses(batch.inner(i)) {
+                None => Reason::BadTunPacket,
+                Some((_, dst)) if is_link_scoped_v6(dst) => Reason::LinkLocal,
+                Some(_) => Reason::NoRoute,
             });
             batch.wire[i] = 0;
             i += 1;

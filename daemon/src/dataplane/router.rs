@@ -170,11 +170,37 @@ impl Router {
     }
 }
 
+/// Whether an IPv6 destination is link-local (fe80::/10) or multicast (ff00::/8): traffic the
+/// kernel sends into any new interface by itself (MLD reports, router and neighbour
+/// solicitations). Unrouted, it is counted apart from `no_route`, which then means what it says.
+pub fn is_link_scoped_v6(dst: &[u8]) -> bool {
+    dst.len() == 16 && (dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80))
+}
+
 /// Offsets of the source and destination addresses in an IP header, by version.
 pub fn ip_addresses(packet: &[u8]) -> Option<(&[u8], &[u8])> {
     match packet.first()? >> 4 {
         4 if packet.len() >= 20 => Some((&packet[12..16], &packet[16..20])),
         6 if packet.len() >= 40 => Some((&packet[8..24], &packet[24..40])),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod link_scope_tests {
+    use super::is_link_scoped_v6;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn link_local_and_multicast_are_link_scoped() {
+        let scoped = |s: &str| is_link_scoped_v6(&s.parse::<Ipv6Addr>().unwrap().octets());
+        assert!(scoped("ff02::16")); // MLDv2 reports
+        assert!(scoped("ff02::2")); // router solicitation
+        assert!(scoped("fe80::1"));
+        assert!(scoped("febf::1"));
+        assert!(!scoped("fec0::1"));
+        assert!(!scoped("fd10::1"));
+        assert!(!scoped("2001:db8::1"));
+        assert!(!is_link_scoped_v6(&[10, 0, 0, 1]));
     }
 }
