@@ -1,7 +1,8 @@
 //! `genkey`, `pubkey` and `genpsk`: WireGuard keys in base64, compatible with `wg`.
 //!
-//! Randomness comes from the kernel (`/dev/urandom`, which never blocks once the pool is
-//! initialised at boot). Buffers that held secrets are zeroized.
+//! Randomness comes from the kernel through `getrandom(2)`, as in the daemon: unlike reading
+//! `/dev/urandom`, it blocks until the entropy pool is initialised, so a key made early at
+//! boot (first-boot provisioning) is not predictable. Buffers that held secrets are zeroized.
 
 use protocol::keys::{KeyError, PresharedKey, PrivateKey, KEY_LEN};
 use std::io::{self, Read};
@@ -15,7 +16,7 @@ pub const MAX_KEY_INPUT: u64 = 4096;
 pub enum KeysError {
     /// The OS gave no random bytes.
     #[error("cannot read random bytes from the kernel: {0}")]
-    Random(io::Error),
+    Random(getrandom::Error),
     /// The input could not be read.
     #[error("cannot read the private key from stdin: {0}")]
     Input(io::Error),
@@ -27,9 +28,7 @@ pub enum KeysError {
 /// 32 random bytes from the kernel.
 pub fn random_bytes() -> Result<[u8; KEY_LEN], KeysError> {
     let mut out = [0u8; KEY_LEN];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut out))
-        .map_err(KeysError::Random)?;
+    getrandom::fill(&mut out).map_err(KeysError::Random)?;
     Ok(out)
 }
 
