@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod detach;
+pub mod instance_lock;
 pub mod logging;
 pub mod reconfig;
 pub mod state;
@@ -72,6 +73,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<Arc<Daemon>>>,
 ) -> Result<(), RunError> {
+    // Before anything touches the interface: a second vpnd must not delete a live one.
+    let _lock = instance_lock::acquire(&config.interface.name)
+        .map_err(|e| RunError::Startup(e.to_string()))?;
     let link_gone = Arc::new(tokio::sync::Notify::new());
     let interface = config.interface.name.clone();
     let configless = options.configless;

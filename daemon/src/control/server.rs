@@ -19,7 +19,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// Another daemon is serving this socket.
-    #[error("control socket {0} is in use by a running daemon")]
+    #[error(
+        "control socket {0} is in use by another running vpnd (one in another network namespace \
+         with the same interface name shares the default path); give this one its own \
+         control.socket"
+    )]
     InUse(PathBuf),
     /// Binding failed.
     #[error("control socket {path}: {source}")]
