@@ -236,6 +236,16 @@ pub struct InterfaceSetArgs {
     /// File holding the new private key (base64); every session is rebuilt
     #[arg(long, value_name = "FILE", group = "change")]
     pub private_key_file: Option<PathBuf>,
+    /// The new private key itself (base64), or `-` to read it from standard input. A key on the
+    /// command line is visible to other users in `ps`: prefer `-` or --private-key-file
+    #[arg(
+        long,
+        value_name = "KEY",
+        group = "change",
+        conflicts_with = "private_key_file",
+        value_parser = parse_private_key
+    )]
+    pub private_key: Option<String>,
     /// Tunnel MTU
     #[arg(long, value_name = "BYTES", group = "change")]
     pub mtu: Option<u16>,
@@ -283,6 +293,17 @@ pub fn parse_list(s: &str) -> Result<List, String> {
             .map(str::to_string)
             .collect(),
     ))
+}
+
+/// A private key in base64, or `-` (read from standard input later).
+fn parse_private_key(s: &str) -> Result<String, String> {
+    if s == "-" {
+        return Ok(s.to_string());
+    }
+    s.trim()
+        .parse::<protocol::keys::PrivateKey>()
+        .map(|k| k.to_base64())
+        .map_err(|e| e.to_string())
 }
 
 /// Arguments of `completions`.
@@ -539,8 +560,22 @@ mod tests {
             s.addresses,
             Some(List(vec!["10.0.0.1/24".into(), "fd00::1/64".into()]))
         );
-        assert!(s.mtu.is_none() && s.private_key_file.is_none());
+        assert!(s.mtu.is_none() && s.private_key_file.is_none() && s.private_key.is_none());
         assert!(s.common.json);
+        let cli = parse(&["interface", "set", "--private-key", "-"]).unwrap();
+        let Command::Interface(InterfaceCommand::Set(s)) = cli.command else {
+            panic!("not interface set")
+        };
+        assert_eq!(s.private_key.as_deref(), Some("-"));
+        assert!(parse(&[
+            "interface",
+            "set",
+            "--private-key",
+            "k",
+            "--private-key-file",
+            "f"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -301,11 +301,17 @@ fn interface_set(
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let private_key = args
-        .private_key_file
-        .as_deref()
-        .map(|f| read_key_file::<PrivateKey>(f, "private key", warn))
-        .transpose()?;
+    let private_key = match (&args.private_key_file, &args.private_key) {
+        (Some(f), _) => Some(read_key_file::<PrivateKey>(f, "private key", warn)?),
+        (None, Some(k)) if k == "-" => Some(read_key_file::<PrivateKey>(
+            Path::new("/dev/stdin"),
+            "private key",
+            &mut std::io::sink(),
+        )?),
+        // Checked by the argument parser.
+        (None, Some(k)) => Some(Zeroizing::new(k.clone())),
+        (None, None) => None,
+    };
     let p = InterfaceSetParams {
         listen_port: args.listen_port,
         private_key: private_key.as_ref().map(|k| k.to_string()),

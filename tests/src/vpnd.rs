@@ -375,6 +375,35 @@ impl Vpnd {
         vpnd
     }
 
+    /// Starts `vpnd --config <config_path>` with a configuration file the test wrote itself (a
+    /// TOML file, say) in `dir`, which the returned value owns; `ifname` and `socket` must be the
+    /// ones the file names. Waits until the daemon is ready.
+    ///
+    /// # Panics
+    /// If `vpnd` exits or is not ready in time.
+    pub fn start_with_file(
+        ns: &Netns,
+        ifname: &str,
+        socket: &Path,
+        dir: TempDir,
+        config_path: &Path,
+    ) -> Vpnd {
+        let binary = cargo_binary("vpnd");
+        let proc = spawn_proc(&binary, ns, ifname, config_path, &[]);
+        let mut vpnd = Vpnd {
+            proc,
+            netns: ns.name().to_owned(),
+            ifname: ifname.to_owned(),
+            config_path: config_path.to_path_buf(),
+            socket: socket.to_path_buf(),
+            env: Vec::new(),
+            binary,
+            _dir: dir,
+        };
+        vpnd.wait_ready(START_TIMEOUT);
+        vpnd
+    }
+
     fn spawn_binary(binary: &Path, ns: &Netns, config: &VpndConfig, env: &[(&str, &str)]) -> Vpnd {
         let dir = tempfile::Builder::new()
             .prefix("vpnt-vpnd-")

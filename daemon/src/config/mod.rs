@@ -162,6 +162,29 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         write::to_yaml(self)
     }
+
+    /// The configuration as TOML, with the same guarantees as [`Config::to_yaml`].
+    pub fn to_toml(&self) -> String {
+        write::to_toml(self)
+    }
+
+    /// The configuration in `format`.
+    pub fn to_text(&self, format: Format) -> String {
+        match format {
+            Format::Yaml => self.to_yaml(),
+            Format::Toml => self.to_toml(),
+        }
+    }
+
+    /// Whether the written configuration holds a secret inline (the private key or a preshared
+    /// key rather than references to key files): such a file must be readable by its owner only.
+    pub fn holds_inline_secret(&self) -> bool {
+        (self.interface.private_key_file.is_none() && self.interface.private_key.is_some())
+            || self
+                .peers
+                .iter()
+                .any(|p| p.preshared_key_file.is_none() && p.preshared_key.is_some())
+    }
 }
 
 /// The configuration of a daemon started without a file (`vpnd <interface>`, the way

@@ -1027,6 +1027,66 @@ mod fuzz {
             let _ = parse_str(&text, Format::Toml, "x.toml", Path::new("."));
         }
 
+        /// Issue 9: `--save` keeps the file's format, and what it writes reads back as the same
+        /// configuration, in YAML and in TOML.
+        #[test]
+        fn saved_configurations_read_back_equal_in_both_formats(
+            peers in proptest::collection::vec(
+                (
+                    proptest::option::of("[a-zA-Z0-9 _.#:'\"\\\\é-]{1,12}"),
+                    any::<[u8; 32]>(),
+                    any::<bool>(),
+                    proptest::option::of(1u16..3600),
+                    0u8..3,
+                ),
+                0..4,
+            ),
+            port in proptest::option::of(1u16..),
+            mtu in 1280u32..9000,
+            fwmark in proptest::option::of(1u32..),
+            group in any::<bool>(),
+        ) {
+            let mut text = with_interface(&format!("  addresses: [10.10.0.1/24, fd10::1/64]\n  mtu: {mtu}\n"));
+            if let Some(port) = port {
+                text.push_str(&format!("  listen_port: {port}\n"));
+            }
+            if let Some(mark) = fwmark {
+                text.push_str(&format!("  fwmark: {mark}\n"));
+            }
+            if group {
+                text.push_str("control:\n  group: root\n");
+            }
+            text.push_str(if peers.is_empty() { "peers: []\n" } else { "peers:\n" });
+            for (n, (name, key, psk, keepalive, endpoint)) in peers.iter().enumerate() {
+                let key = protocol::keys::PrivateKey::from_bytes(*key).public_key().to_base64();
+                text.push_str(&format!("  - public_key: {key}\n"));
+                if let Some(name) = name {
+                    let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+                    text.push_str(&format!("    name: \"{quoted}-{n}\"\n"));
+                }
+                if *psk {
+                    text.push_str(&format!("    preshared_key: {PSK}\n"));
+                }
+                text.push_str(&format!("    allowed_ips: [10.20.{n}.0/24, fd20:{n}::/64]\n"));
+                if let Some(k) = keepalive {
+                    text.push_str(&format!("    persistent_keepalive: {k}\n"));
+                }
+                match endpoint {
+                    1 => text.push_str(&format!("    endpoint: 192.0.2.{n}:51820\n")),
+                    2 => text.push_str(&format!("    endpoint: \"[2001:db8::{n}]:51820\"\n")),
+                    _ => {}
+                }
+            }
+            let c = parse(&text);
+            prop_assert!(c.is_ok(), "generated configuration refused: {:?}\n{}", c.err(), text);
+            let c = c.unwrap();
+            let yaml = c.to_yaml();
+            prop_assert_eq!(parse(&yaml).ok(), Some(c.clone()), "{}", yaml);
+            let toml = c.to_text(Format::Toml);
+            let again = parse_str(&toml, Format::Toml, "vpn0.toml", Path::new("/nonexistent"));
+            prop_assert_eq!(again.ok(), Some(c), "{}", toml);
+        }
+
         #[test]
         fn mutated_configs_never_panic(pos in 0usize..2000, insert in "[\\[\\]{}:\\-#&*!|>'\"\\n ,a-z0-9./]{0,6}") {
             let base = with_interface(&format!(

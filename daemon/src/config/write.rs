@@ -1,4 +1,5 @@
-//! Writing a [`Config`] back as YAML that [`super::parse_str`] reads to an equal configuration.
+//! Writing a [`Config`] back as YAML or TOML that [`super::parse_str`] reads to an equal
+//! configuration.
 //!
 //! Every string is double-quoted, so no value can be misread as another type (`yes`, `0x10`,
 //! `null`) or break the document.
@@ -51,8 +52,55 @@ pub(super) fn to_yaml(config: &Config) -> String {
     out
 }
 
-fn write_peer(out: &mut String, peer: &PeerConfig) {
-    // The first field goes after the `- ` that opens the list entry.
+/// The configuration as TOML (the same fields and defaults as [`to_yaml`]).
+pub(super) fn to_toml(config: &Config) -> String {
+    let mut out = String::from("# vpnd configuration\n");
+    // A top-level key must come before the first table.
+    if config.peers.is_empty() {
+        out.push_str("peers = []\n");
+    }
+    let i = &config.interface;
+    out.push_str("\n[interface]\n");
+    tfield(&mut out, "name", &quote(&i.name));
+    match (&i.private_key_file, &i.private_key) {
+        (Some(file), _) => tfield(&mut out, "private_key_file", &quote_path(file)),
+        (None, Some(key)) => tfield(&mut out, "private_key", &quote(&key.to_base64())),
+        (None, None) => {}
+    }
+    if let Some(port) = i.listen_port {
+        tfield(&mut out, "listen_port", &port.to_string());
+    }
+    tfield(&mut out, "addresses", &list(&i.addresses));
+    tfield(&mut out, "mtu", &i.mtu.to_string());
+    tfield(
+        &mut out,
+        "rekey_after_bytes",
+        &i.rekey_after_bytes.to_string(),
+    );
+    if let Some(mark) = i.fwmark {
+        tfield(&mut out, "fwmark", &mark.to_string());
+    }
+    out.push_str("\n[control]\n");
+    tfield(&mut out, "socket", &quote_path(&config.control.socket));
+    if let Some(group) = &config.control.group {
+        tfield(&mut out, "group", &quote(group));
+    }
+    for peer in &config.peers {
+        out.push_str("\n[[peers]]\n");
+        for (key, value) in peer_fields(peer) {
+            tfield(&mut out, key, &value);
+        }
+    }
+    out
+}
+
+fn tfield(out: &mut String, key: &str, value: &str) {
+    let _ = writeln!(out, "{key} = {value}");
+}
+
+/// A peer's fields in the order both formats write them; values already quoted. The quoting
+/// of [`quote`] is valid in both YAML and TOML basic strings (`\"`, `\\`, `\uXXXX`).
+fn peer_fields(peer: &PeerConfig) -> Vec<(&'static str, String)> {
     let mut fields: Vec<(&str, String)> = Vec::new();
     if let Some(name) = &peer.name {
         fields.push(("name", quote(name)));
@@ -70,7 +118,12 @@ fn write_peer(out: &mut String, peer: &PeerConfig) {
     if let Some(secs) = peer.persistent_keepalive {
         fields.push(("persistent_keepalive", secs.to_string()));
     }
-    for (n, (key, value)) in fields.iter().enumerate() {
+    fields
+}
+
+fn write_peer(out: &mut String, peer: &PeerConfig) {
+    // The first field goes after the `- ` that opens the list entry.
+    for (n, (key, value)) in peer_fields(peer).iter().enumerate() {
         out.push_str(if n == 0 { "  - " } else { "    " });
         let _ = writeln!(out, "{key}: {value}");
     }

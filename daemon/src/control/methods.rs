@@ -271,11 +271,15 @@ pub fn plan_change(
                 cfg.interface.listen_port = (port != 0).then_some(port);
             }
             if let Some(k) = s.private_key {
-                cfg.interface.private_key = Some(
-                    k.parse::<PrivateKey>()
-                        .map_err(|e| invalid(format!("private_key: {e}")))?,
-                );
-                cfg.interface.private_key_file = None;
+                let key = k
+                    .parse::<PrivateKey>()
+                    .map_err(|e| invalid(format!("private_key: {e}")))?;
+                // The same key again keeps its key file; a new one goes inline (and the saved
+                // file becomes 0600).
+                if cfg.interface.private_key.as_ref() != Some(&key) {
+                    cfg.interface.private_key_file = None;
+                }
+                cfg.interface.private_key = Some(key);
             }
             if let Some(m) = s.mtu {
                 cfg.interface.mtu = m;
@@ -318,13 +322,20 @@ async fn change(daemon: &Daemon, cfg: Config, save: bool) -> Result<Value, RpcEr
             "save: the daemon was not started from a configuration file",
         ));
     }
-    let yaml = save.then(|| cfg.to_yaml());
+    // The file keeps its format (a .toml stays TOML), and one that will hold a key inline is
+    // written 0600 whatever its mode was.
+    let text = path.as_deref().filter(|_| save).map(|p| {
+        (
+            cfg.to_text(config::Format::from_path(p)),
+            cfg.holds_inline_secret(),
+        )
+    });
     let r = ractor::call_t!(daemon.root, RootMsg::Apply, APPLY_TIMEOUT_MS, Box::new(cfg))
         .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
     let rep = r.map_err(refused)?;
     let mut saved = false;
-    if let (Some(path), Some(yaml)) = (path, yaml) {
-        write_atomically(&path, yaml.as_bytes()).map_err(|e| {
+    if let (Some(path), Some((text, secret))) = (path, text) {
+        write_atomically(&path, text.as_bytes(), secret).map_err(|e| {
             RpcError::new(
                 rpc::INTERNAL_ERROR,
                 format!("applied, but writing {} failed: {e}", path.display()),
@@ -337,28 +348,54 @@ async fn change(daemon: &Daemon, cfg: Config, save: bool) -> Result<Value, RpcEr
     to_value(&change_result(rep, saved))
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, keeping the file's mode.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to `path` through a temporary file and a rename. The file keeps its mode,
+/// except that one holding a `secret` is made 0600 (owner only) whatever its mode was. On any
+/// failure (a full disk, say) the temporary file is removed and `path` is untouched.
+pub fn write_atomically(path: &Path, data: &[u8], secret: bool) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
-        .unwrap_or(0o600);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
+    let old_mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
+    let mode = match old_mode {
+        _ if secret => 0o600,
+        Ok(mode) => mode,
+        Err(_) => 0o600,
+    };
+    let written = (|| {
+        // Created with no access for others from the start (not widened by the umask later).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .or_else(|e| {
+                // A temporary file left by a killed run of this same PID: replace it.
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    std::fs::remove_file(&tmp)?;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)
+                } else {
+                    Err(e)
+                }
+            })?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    })
+    }
+    written
 }
 
 /// Finds a peer by base64 public key or by name.
@@ -434,8 +471,7 @@ fn update_peer(pc: &mut PeerConfig, u: PeerUpdateParams) -> Result<(), RpcError>
         };
     }
     if let Some(k) = u.preshared_key {
-        pc.preshared_key_file = None;
-        pc.preshared_key = if k.is_empty() {
+        let psk = if k.is_empty() {
             None
         } else {
             Some(
@@ -443,6 +479,11 @@ fn update_peer(pc: &mut PeerConfig, u: PeerUpdateParams) -> Result<(), RpcError>
                     .map_err(|e| invalid(format!("preshared_key: {e}")))?,
             )
         };
+        // The same key again keeps its key file.
+        if pc.preshared_key != psk {
+            pc.preshared_key_file = None;
+        }
+        pc.preshared_key = psk;
     }
     if let Some(k) = u.persistent_keepalive {
         pc.persistent_keepalive = (k > 0).then_some(k);
