@@ -10,15 +10,18 @@ use crate::dataplane::DataPlane;
 use crate::reconfig::ChangeReport;
 use parking_lot::RwLock;
 use protocol::keys::PublicKey;
+use protocol::rpc::RpcError;
 use ractor::{ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Messages to the root.
 pub enum RootMsg {
-    /// Applies a new configuration (already validated field by field), replying with what
-    /// changed or with every reason it was refused. The running state is untouched on refusal.
-    Apply(Box<Config>, RpcReplyPort<Result<ChangeReport, Vec<String>>>),
+    /// Applies a change to the configuration in force at its turn (and saves the result if the
+    /// change asks to), replying with what changed. Changes from the control and UAPI sockets
+    /// come this way, so they and reloads are applied one at a time, each to the result of the
+    /// previous one: none can undo another.
+    Edit(EditFn, RpcReplyPort<Result<EditDone, EditError>>),
     /// Loads the configuration file again and applies it.
     Reload(RpcReplyPort<Result<ChangeReport, Vec<String>>>),
     /// The outbound task stopped reading the TUN (the interface was deleted, or the device
@@ -42,7 +45,7 @@ pub enum RootMsg {
 impl std::fmt::Debug for RootMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            RootMsg::Apply(..) => "Apply",
+            RootMsg::Edit(..) => "Edit",
             RootMsg::Reload(..) => "Reload",
             RootMsg::TunClosed(..) => "TunClosed",
             RootMsg::DataPlaneFailed { .. } => "DataPlaneFailed",
@@ -50,6 +53,37 @@ impl std::fmt::Debug for RootMsg {
             RootMsg::PanicPeer(..) => "PanicPeer",
         })
     }
+}
+
+/// The configuration a change asks for, and whether to write it to the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedChange {
+    /// The complete new configuration (not yet checked against the running one).
+    pub config: Config,
+    /// `save: true` was given.
+    pub save: bool,
+}
+
+/// Computes a change from the configuration in force (see [`RootMsg::Edit`]); an error refuses
+/// the request as the client sent it.
+pub type EditFn = Box<dyn FnOnce(&Config) -> Result<PlannedChange, RpcError> + Send>;
+
+/// An applied [`RootMsg::Edit`].
+#[derive(Debug)]
+pub struct EditDone {
+    /// What changed.
+    pub report: ChangeReport,
+    /// Whether the file was written; `Err` says why writing failed (the change is in force).
+    pub saved: Result<bool, String>,
+}
+
+/// Why a [`RootMsg::Edit`] was not applied.
+#[derive(Debug)]
+pub enum EditError {
+    /// The request itself is wrong (bad parameters, an unknown peer).
+    Request(RpcError),
+    /// The new configuration is inconsistent with the running one; every reason.
+    Refused(Vec<String>),
 }
 
 /// Shared between the supervisor, the control server and the actors.
@@ -64,9 +98,6 @@ pub struct Daemon {
     pub failed: RwLock<HashSet<PublicKey>>,
     /// Restarts per peer since start.
     pub restarts: RwLock<HashMap<PublicKey, u32>>,
-    /// Held from reading the configuration in force to applying an edit of it (JSON-RPC and
-    /// UAPI changes), so two concurrent edits cannot undo each other.
-    pub edit_lock: tokio::sync::Mutex<()>,
     /// Concurrent clients of the JSON-RPC control socket, and those turned away.
     pub control_clients: Arc<crate::accept::ClientLimit>,
     /// Concurrent clients of the UAPI socket, and those turned away.

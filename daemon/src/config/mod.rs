@@ -20,6 +20,7 @@ mod endpoint;
 mod error;
 mod keyfile;
 mod path;
+pub mod save;
 mod schema;
 mod syntax;
 mod validate;

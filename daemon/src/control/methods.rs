@@ -4,7 +4,8 @@
 use crate::config::{self, Config, Endpoint, PeerConfig};
 use crate::reconfig::ChangeReport;
 use crate::vocab::Daemon;
-use crate::vocab::RootMsg;
+pub use crate::vocab::PlannedChange;
+use crate::vocab::{EditError, EditFn, RootMsg};
 use protocol::allowed_ips::IpPrefix;
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use protocol::rpc::{self, *};
@@ -61,13 +62,9 @@ pub async fn handle_line(daemon: &Daemon, line: &[u8], client: &str) -> Option<R
         Err(resp) => return Some(*resp),
     };
     let id = req.id.clone();
-    let _edit = if is_mutating(&req.method) {
+    if is_mutating(&req.method) {
         tracing::info!(method = %req.method, client, "control request");
-        // Read-modify-apply under the edit lock (shared with the UAPI).
-        Some(daemon.edit_lock.lock().await)
-    } else {
-        None
-    };
+    }
     let result = dispatch(daemon, &req.method, req.params).await;
     let id = id?;
     Some(match result {
@@ -129,14 +126,7 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
             })
         }
         "peer.add" | "peer.update" | "peer.remove" | "interface.set" => {
-            let current = daemon.config.read().clone();
-            match plan_change(&current, method, p)? {
-                Some(planned) => change(daemon, planned.config, planned.save).await,
-                None => Err(RpcError::new(
-                    rpc::INTERNAL_ERROR,
-                    format!("{method}: no change planned"),
-                )),
-            }
+            change(daemon, method, p).await
         }
         "reload" => {
             let _: ReloadParams = params(p, false)?;
@@ -216,15 +206,6 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
             format!("method not found: {other}"),
         )),
     }
-}
-
-/// The configuration a mutating method asks for, and whether to write it to the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedChange {
-    /// The complete new configuration (not yet checked against the running one).
-    pub config: Config,
-    /// `save: true` was given.
-    pub save: bool,
 }
 
 /// Builds, from `current`, the configuration that `peer.add`, `peer.update`, `peer.remove` or
@@ -314,88 +295,27 @@ fn change_result(r: ChangeReport, saved: bool) -> ChangeResult {
     }
 }
 
-/// Applies `cfg` through the root and optionally writes it back to the file.
-async fn change(daemon: &Daemon, cfg: Config, save: bool) -> Result<Value, RpcError> {
-    let path = cfg.source_path.clone();
-    if save && path.is_none() {
-        return Err(invalid(
-            "save: the daemon was not started from a configuration file",
-        ));
-    }
-    // The file keeps its format (a .toml stays TOML), and one that will hold a key inline is
-    // written 0600 whatever its mode was.
-    let text = path.as_deref().filter(|_| save).map(|p| {
-        (
-            cfg.to_text(config::Format::from_path(p)),
-            cfg.holds_inline_secret(),
-        )
+/// Has the root apply `method` with `p` to the configuration in force when the change's turn
+/// comes (and save it if asked), so concurrent changes compose instead of undoing each other.
+async fn change(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Value, RpcError> {
+    let method = method.to_owned();
+    let edit: EditFn = Box::new(move |current: &Config| {
+        plan_change(current, &method, p)?.ok_or_else(|| {
+            RpcError::new(rpc::INTERNAL_ERROR, format!("{method}: no change planned"))
+        })
     });
-    let r = ractor::call_t!(daemon.root, RootMsg::Apply, APPLY_TIMEOUT_MS, Box::new(cfg))
+    let r = ractor::call_t!(daemon.root, RootMsg::Edit, APPLY_TIMEOUT_MS, edit)
         .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
-    let rep = r.map_err(refused)?;
-    let mut saved = false;
-    if let (Some(path), Some((text, secret))) = (path, text) {
-        write_atomically(&path, text.as_bytes(), secret).map_err(|e| {
-            RpcError::new(
-                rpc::INTERNAL_ERROR,
-                format!("applied, but writing {} failed: {e}", path.display()),
-            )
-        })?;
-        // The file now holds the configuration in force: the watcher must not reload it.
-        crate::actors::config::note_own_write(&path);
-        saved = true;
+    match r {
+        Ok(done) => {
+            let saved = done
+                .saved
+                .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e))?;
+            to_value(&change_result(done.report, saved))
+        }
+        Err(EditError::Request(e)) => Err(e),
+        Err(EditError::Refused(problems)) => Err(refused(problems)),
     }
-    to_value(&change_result(rep, saved))
-}
-
-/// Writes `data` to `path` through a temporary file and a rename. The file keeps its mode,
-/// except that one holding a `secret` is made 0600 (owner only) whatever its mode was. On any
-/// failure (a full disk, say) the temporary file is removed and `path` is untouched.
-pub fn write_atomically(path: &Path, data: &[u8], secret: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old_mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
-    let mode = match old_mode {
-        _ if secret => 0o600,
-        Ok(mode) => mode,
-        Err(_) => 0o600,
-    };
-    let written = (|| {
-        // Created with no access for others from the start (not widened by the umask later).
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .or_else(|e| {
-                // A temporary file left by a killed run of this same PID: replace it.
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    std::fs::remove_file(&tmp)?;
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&tmp)
-                } else {
-                    Err(e)
-                }
-            })?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 /// Finds a peer by base64 public key or by name.

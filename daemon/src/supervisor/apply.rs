@@ -8,12 +8,72 @@ use super::{
 use crate::actors::config::ConfigMsg;
 use crate::actors::interface::actor::InterfaceMsg;
 use crate::actors::peer::PeerMsg;
-use crate::config::Config;
+use crate::config::{save, Config, Format};
 use crate::dataplane::udp::UdpSockets;
 use crate::reconfig::{self, ChangeReport};
+use crate::vocab::{EditDone, EditError, EditFn};
+use protocol::rpc::{self, RpcError};
 use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Applies an edit to the configuration in force and, if it asks, writes the result to the
+/// file before the root takes its next message (so a reload cannot read the file between the
+/// change and its save).
+pub(super) async fn edit(
+    myself: &ActorRef<RootMsg>,
+    st: &mut RootState,
+    edit: EditFn,
+) -> Result<EditDone, EditError> {
+    let current = st.daemon.config.read().clone();
+    let planned = edit(&current).map_err(EditError::Request)?;
+    let save_to = match (planned.save, &planned.config.source_path) {
+        (false, _) => None,
+        (true, Some(path)) => Some(path.clone()),
+        (true, None) => {
+            return Err(EditError::Request(RpcError::new(
+                rpc::INVALID_PARAMS,
+                "save: the daemon was not started from a configuration file",
+            )))
+        }
+    };
+    // The file keeps its format (a .toml stays TOML), and one that will hold a key inline is
+    // written 0600 whatever its mode was.
+    let text = save_to.as_deref().map(|p| {
+        let c = &planned.config;
+        (c.to_text(Format::from_path(p)), c.holds_inline_secret())
+    });
+    let report = apply(myself, st, planned.config)
+        .await
+        .map_err(EditError::Refused)?;
+    let saved = match (save_to, text) {
+        (Some(path), Some((text, secret))) => {
+            let target = path.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                save::write_atomically(&target, text.as_bytes(), secret)
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {
+                    // The file now holds the configuration in force: the watcher must not
+                    // reload it.
+                    crate::actors::config::note_own_write(&path);
+                    Ok(true)
+                }
+                Ok(Err(e)) => Err(format!(
+                    "applied, but writing {} failed: {e}",
+                    path.display()
+                )),
+                Err(e) => Err(format!(
+                    "applied, but writing {} failed: {e}",
+                    path.display()
+                )),
+            }
+        }
+        _ => Ok(false),
+    };
+    Ok(EditDone { report, saved })
+}
 
 /// Applies `new` over the running configuration. Refusals change nothing.
 pub(super) async fn apply(

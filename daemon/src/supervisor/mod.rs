@@ -304,7 +304,6 @@ impl Actor for Root {
             root: myself.clone(),
             failed: Default::default(),
             restarts: Default::default(),
-            edit_lock: Default::default(),
             control_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
             uapi_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
         });
@@ -362,8 +361,8 @@ impl Actor for Root {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RootMsg::Apply(config, reply) => {
-                let r = apply::apply(&myself, st, *config).await;
+            RootMsg::Edit(edit, reply) => {
+                let r = apply::edit(&myself, st, edit).await;
                 let _ = reply.send(r);
             }
             RootMsg::Reload(reply) => {

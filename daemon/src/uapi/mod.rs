@@ -8,7 +8,7 @@
 //!
 //! - [`parse`]: the request text → [`parse::SetRequest`] (pure);
 //! - [`edit`]: a `SetRequest` applied to the running [`crate::config::Config`] → a new one
-//!   (pure), which the server hands to the root as `RootMsg::Apply`, the path every change
+//!   (pure), which the server hands to the root as `RootMsg::Edit`, the path every change
 //!   takes, so a `set` is all-or-nothing;
 //! - [`render`]: a [`render::DeviceState`] snapshot → the `get` answer (pure);
 //! - [`server`]: the socket, framing and size limits.

@@ -5,9 +5,8 @@
 use super::parse::{self, Operation, SetRequest};
 use super::render::{self, DeviceState, PeerState};
 use super::{edit, errno, MAX_REQUEST_BYTES, MAX_REQUEST_LINES};
-use crate::config::Endpoint;
-use crate::vocab::Daemon;
-use crate::vocab::RootMsg;
+use crate::config::{Config, Endpoint};
+use crate::vocab::{Daemon, EditError, EditFn, PlannedChange, RootMsg};
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use std::path::{Path, PathBuf};
@@ -293,22 +292,31 @@ pub fn snapshot(d: &Daemon) -> DeviceState {
 
 /// Applies a parsed `set` through the root; returns the errno to answer with.
 pub async fn set(d: &Daemon, req: &SetRequest) -> i32 {
-    // Read-modify-apply under the edit lock, so concurrent changes do not undo each other.
-    let _guard = d.edit_lock.lock().await;
-    let current = d.config.read().clone();
-    let new = edit::apply_set(&current, req);
-    match ractor::call_t!(d.root, RootMsg::Apply, APPLY_TIMEOUT_MS, Box::new(new)) {
+    // The root applies the request to the configuration in force at its turn, so concurrent
+    // changes (vpnctl, wg, reloads) do not undo each other.
+    let req = req.clone();
+    let change: EditFn = Box::new(move |current: &Config| {
+        Ok(PlannedChange {
+            config: edit::apply_set(current, &req),
+            save: false,
+        })
+    });
+    match ractor::call_t!(d.root, RootMsg::Edit, APPLY_TIMEOUT_MS, change) {
         Err(e) => {
             tracing::error!(error = %e, "UAPI set: the daemon did not apply the change");
             errno::EIO
         }
-        Ok(Ok(report)) => {
-            for l in report.lines() {
+        Ok(Ok(done)) => {
+            for l in done.report.lines() {
                 tracing::info!("UAPI set: {l}");
             }
             errno::OK
         }
-        Ok(Err(problems)) => {
+        Ok(Err(EditError::Request(e))) => {
+            tracing::warn!("UAPI set refused: {}", e.message);
+            errno::EINVAL
+        }
+        Ok(Err(EditError::Refused(problems))) => {
             for p in &problems {
                 tracing::warn!("UAPI set refused: {p}");
             }
