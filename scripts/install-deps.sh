@@ -22,6 +22,8 @@ PACKAGES=(
     jq
     ethtool
     ca-certificates
+    coturn
+    redis-server
 )
 
 if [[ "$(id -u)" -ne 0 ]]; then

@@ -91,6 +91,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show data-plane statistics (drops, handshake queue, load)
     Stats(JsonArgs),
+    /// Check NAT traversal now: public endpoints, mapping type, each hub and STUN server
+    Netcheck(JsonArgs),
     /// Generate a new private key and print it in base64
     Genkey,
     /// Read a private key from stdin and print its public key

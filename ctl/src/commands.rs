@@ -17,7 +17,7 @@ use crate::render;
 use clap::CommandFactory;
 use protocol::keys::{KeyError, PresharedKey, PrivateKey};
 use protocol::rpc::{
-    ChangeResult, ConfigCheckParams, ConfigCheckResult, InterfaceSetParams, PeerAddParams,
+    ChangeResult, ConfigCheckParams, ConfigCheckResult, InterfaceSetParams, NatInfo, PeerAddParams,
     PeerInfo, PeerRemoveParams, PeerSelector, PeerShowResult, PeerUpdateParams, ShowResult,
     StatsResult,
 };
@@ -152,6 +152,7 @@ pub fn execute(
         Command::Reload(args) => reload(cli, args, out),
         Command::Check(args) => check(cli, args, out, warn),
         Command::Stats(args) => stats(cli, args, out),
+        Command::Netcheck(args) => netcheck(cli, args, out),
         Command::Genkey => print_line(out, &keys::genkey()?),
         Command::Genpsk => print_line(out, &keys::genpsk()?),
         Command::Pubkey => print_line(out, &keys::pubkey_from_reader(io::stdin().lock())?),
@@ -397,6 +398,20 @@ fn stats(cli: &Cli, args: &JsonArgs, out: &mut dyn Write) -> Result<(), Failure>
         print_json(out, &result)
     } else {
         out.write_all(render::render_stats(&stats).as_bytes())?;
+        Ok(out.flush()?)
+    }
+}
+
+/// How long `netcheck` waits: the daemon gives STUN servers up to 5 s to answer.
+const NETCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn netcheck(cli: &Cli, args: &JsonArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let result = Client::connect(&cli.socket_path(), NETCHECK_TIMEOUT)?.call("netcheck", None)?;
+    let info: NatInfo = decode(&result, "netcheck")?;
+    if args.json {
+        print_json(out, &result)
+    } else {
+        out.write_all(render::render_netcheck(&info).as_bytes())?;
         Ok(out.flush()?)
     }
 }

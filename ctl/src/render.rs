@@ -3,7 +3,7 @@
 //! Everything here is a pure function of its arguments (the clock and the terminal are passed
 //! in), so the output can be tested as plain strings.
 
-use protocol::rpc::{ChangeResult, PeerInfo, PeerShowResult, ShowResult, StatsResult};
+use protocol::rpc::{ChangeResult, NatInfo, PeerInfo, PeerShowResult, ShowResult, StatsResult};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -122,6 +122,7 @@ pub fn render_show(show: &ShowResult, now_unix: u64, color: bool) -> String {
     if !restarts.is_empty() {
         field(&mut out, "data-plane restarts", &restarts.join(", "));
     }
+    render_nat_summary(&mut out, &iface.nat);
 
     for peer in sort_peers(&show.peers) {
         out.push('\n');
@@ -143,6 +144,14 @@ pub fn render_peer(peer: &PeerInfo, now_unix: u64, color: bool) -> String {
     if let Some(ep) = &peer.endpoint {
         field(&mut out, "endpoint", &clean(ep));
     }
+    let mut path = clean(&peer.path).into_owned();
+    if let Some(ep) = &peer.path_endpoint {
+        let _ = write!(path, " via {}", clean(ep));
+    }
+    if let Some(why) = &peer.why_not_direct {
+        let _ = write!(path, " ({})", clean(why).replace('_', " "));
+    }
+    field(&mut out, "path", &path);
     field(&mut out, "allowed ips", &list(&peer.allowed_ips));
     match peer.last_handshake {
         None | Some(0) => {}
@@ -173,6 +182,64 @@ pub fn render_peer(peer: &PeerInfo, now_unix: u64, color: bool) -> String {
             "persistent keepalive",
             &format!("every {}", plural(k.into(), "second")),
         );
+    }
+    out
+}
+
+/// The `nat` and `hub` lines of `show`, when NAT traversal is configured.
+fn render_nat_summary(out: &mut String, nat: &NatInfo) {
+    if nat.hubs.is_empty() && nat.stun_servers.is_empty() {
+        return;
+    }
+    let mut line = clean(&nat.mapping).replace('_', "-");
+    if !nat.public_endpoints.is_empty() {
+        let _ = write!(line, " mapping, public {}", list(&nat.public_endpoints));
+    } else {
+        line.push_str(" mapping, no public endpoint known");
+    }
+    field(out, "nat", &line);
+    for hub in &nat.hubs {
+        field(out, "hub", &hub_line(hub));
+    }
+}
+
+fn hub_line(hub: &protocol::rpc::HubInfo) -> String {
+    let mut s = format!(
+        "{} {} over {}",
+        clean(&hub.address),
+        clean(&hub.state),
+        clean(&hub.transport)
+    );
+    if let Some(rtt) = hub.rtt_ms {
+        let _ = write!(s, ", rtt {rtt:.1} ms");
+    }
+    if let Some(e) = &hub.error {
+        let _ = write!(s, " ({})", clean(e));
+    }
+    s
+}
+
+/// Renders a `netcheck` result: mapping type, public endpoints, each hub and STUN server.
+pub fn render_netcheck(nat: &NatInfo) -> String {
+    let mut out = String::new();
+    field(&mut out, "mapping", &clean(&nat.mapping).replace('_', "-"));
+    if nat.public_endpoints.is_empty() {
+        field(&mut out, "public endpoints", "(none known)");
+    } else {
+        field(&mut out, "public endpoints", &list(&nat.public_endpoints));
+    }
+    for hub in &nat.hubs {
+        field(&mut out, "hub", &hub_line(hub));
+    }
+    for s in &nat.stun_servers {
+        let mut line = format!("{} {}", clean(&s.address), clean(&s.state));
+        if let Some(m) = &s.mapped {
+            let _ = write!(line, ", sees us as {}", clean(m));
+        }
+        if let Some(rtt) = s.rtt_ms {
+            let _ = write!(line, ", rtt {rtt:.1} ms");
+        }
+        field(&mut out, "stun", &line);
     }
     out
 }
@@ -427,6 +494,9 @@ mod tests {
             rx_bytes: 0,
             tx_bytes: 0,
             persistent_keepalive: None,
+            path: "none".into(),
+            path_endpoint: None,
+            why_not_direct: Some("no_candidates".into()),
         }
     }
 
@@ -444,6 +514,9 @@ mod tests {
             rx_bytes: 1260,
             tx_bytes: 4_781_506,
             persistent_keepalive: Some(25),
+            path: "punched".into(),
+            path_endpoint: Some("198.51.100.7:40001".into()),
+            why_not_direct: None,
             ..peer(
                 Some("alice"),
                 "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
@@ -458,6 +531,9 @@ mod tests {
             handshakes: 1,
             rx_bytes: 92,
             persistent_keepalive: Some(1),
+            path: "direct".into(),
+            path_endpoint: Some("[fd99::3]:51820".into()),
+            why_not_direct: None,
             ..peer(
                 Some("bob"),
                 "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=",
@@ -480,6 +556,18 @@ mod tests {
                 dataplane_restarts: [("send".to_string(), 1), ("handshake".to_string(), 0)]
                     .into_iter()
                     .collect(),
+                nat: NatInfo {
+                    public_endpoints: vec!["203.0.113.4:51820".into()],
+                    mapping: "endpoint_independent".into(),
+                    hubs: vec![protocol::rpc::HubInfo {
+                        address: "hub.example.net:3478".into(),
+                        state: "connected".into(),
+                        transport: "udp".into(),
+                        rtt_ms: Some(12.25),
+                        error: None,
+                    }],
+                    stun_servers: vec![],
+                },
             },
             // Deliberately out of display order.
             peers: vec![nameless, bob, alice],
@@ -496,10 +584,13 @@ interface: vpn0
   mtu: 1420
   dropped packets: replay 2
   data-plane restarts: send 1
+  nat: endpoint-independent mapping, public 203.0.113.4:51820
+  hub: hub.example.net:3478 connected over udp, rtt 12.2 ms
 
 peer: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg= (alice)
   state: online
   endpoint: 10.99.0.2:51820
+  path: punched via 198.51.100.7:40001
   allowed ips: 10.10.0.2/32, fd10::2/128
   latest handshake: 1 minute, 4 seconds ago
   handshakes: 3
@@ -509,6 +600,7 @@ peer: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg= (alice)
 peer: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0= (bob)
   state: offline (handshake timed out)
   endpoint: [fd99::3]:51820
+  path: direct via [fd99::3]:51820
   allowed ips: 10.10.0.3/32
   latest handshake: 1 day, 1 hour, 1 minute, 1 second ago
   handshakes: 1
@@ -517,6 +609,7 @@ peer: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0= (bob)
 
 peer: gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=
   state: handshaking
+  path: none (no candidates)
   allowed ips: (none)
   handshakes: 0
   transfer: 0 B received, 0 B sent

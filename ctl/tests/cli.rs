@@ -111,6 +111,12 @@ fn show_result() -> Value {
             "mtu": 1420,
             "drops": {},
             "dataplane_restarts": {"handshake": 0, "receive_v4": 0, "receive_v6": 0, "send": 0},
+            "nat": {
+                "public_endpoints": ["203.0.113.4:51820"],
+                "mapping": "endpoint_independent",
+                "hubs": [{"address": "hub.example.net:3478", "state": "connected", "transport": "udp", "rtt_ms": 12.5}],
+                "stun_servers": [{"address": "hub.example.net:3478", "state": "ok", "mapped": "203.0.113.4:51820", "rtt_ms": 12.5}]
+            },
             "added_by_a_newer_daemon": true
         },
         "peers": [
@@ -125,7 +131,9 @@ fn show_result() -> Value {
                 "handshakes": 0,
                 "rx_bytes": 0,
                 "tx_bytes": 0,
-                "persistent_keepalive": null
+                "persistent_keepalive": null,
+                "path": "none",
+                "why_not_direct": "hub_unreachable"
             },
             {
                 "name": "alice",
@@ -137,7 +145,9 @@ fn show_result() -> Value {
                 "handshakes": 3,
                 "rx_bytes": 1260,
                 "tx_bytes": 4781506,
-                "persistent_keepalive": 25
+                "persistent_keepalive": 25,
+                "path": "punched",
+                "path_endpoint": "198.51.100.7:40001"
             }
         ]
     })

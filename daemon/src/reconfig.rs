@@ -24,6 +24,8 @@ pub struct Plan {
     pub fwmark: Option<Option<u32>>,
     /// The control socket path or group changed.
     pub control: bool,
+    /// The hubs or STUN servers changed: the NAT traversal restarts with the new list.
+    pub nat: bool,
     /// Peers to stop.
     pub removed: Vec<PublicKey>,
     /// Peers to start.
@@ -176,6 +178,17 @@ pub fn plan(old: &Config, new: &Config) -> (Plan, ChangeReport) {
             "control socket -> {}",
             new.control.socket.display()
         ));
+    }
+    if old.nat.hubs != new.nat.hubs {
+        p.nat = true;
+        let list: Vec<String> = new.nat.hubs.iter().map(|h| h.address.to_string()).collect();
+        r.interface.push(format!("hubs -> [{}]", list.join(", ")));
+    }
+    if old.nat.stun_servers != new.nat.stun_servers {
+        p.nat = true;
+        let list: Vec<String> = new.nat.stun_servers.iter().map(|e| e.to_string()).collect();
+        r.interface
+            .push(format!("stun_servers -> [{}]", list.join(", ")));
     }
     let olds: HashMap<PublicKey, &PeerConfig> =
         old.peers.iter().map(|x| (x.public_key, x)).collect();

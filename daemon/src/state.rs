@@ -28,6 +28,9 @@ impl Daemon {
             rx_bytes: 0,
             tx_bytes: 0,
             persistent_keepalive: pc.persistent_keepalive.filter(|k| *k > 0),
+            path: "none".into(),
+            path_endpoint: None,
+            why_not_direct: None,
         };
         if self.failed.read().contains(&pc.public_key) {
             info.state = "failed".into();
@@ -47,7 +50,28 @@ impl Daemon {
             info.rx_bytes = stats.rx_bytes;
             info.tx_bytes = stats.tx_bytes;
         }
+        self.fill_path(&mut info, &pc.public_key);
         info
+    }
+
+    /// The peer's path: what the NAT actor found, or else `direct` to the endpoint in use.
+    fn fill_path(&self, info: &mut PeerInfo, key: &protocol::keys::PublicKey) {
+        if let Some(p) = self.paths.read().get(key) {
+            info.path = p.kind.into();
+            info.path_endpoint = p.endpoint.map(|e| e.to_string());
+            info.why_not_direct = p.why_not_direct.map(str::to_string);
+            return;
+        }
+        match &info.endpoint {
+            Some(e) => {
+                info.path = "direct".into();
+                info.path_endpoint = Some(e.clone());
+            }
+            None => {
+                info.path = "none".into();
+                info.why_not_direct = Some("no_candidates".into());
+            }
+        }
     }
 
     /// The `show` result: configuration joined with live peer state.
@@ -72,6 +96,7 @@ impl Daemon {
             mtu: cfg.interface.mtu,
             drops: self.dp.drops.snapshot(),
             dataplane_restarts: self.dp.restarts.snapshot(),
+            nat: self.nat.read().clone(),
         };
         let peers = cfg.peers.iter().map(|pc| self.peer_info(pc)).collect();
         ShowResult { interface, peers }

@@ -22,6 +22,8 @@ pub enum RootMsg {
     /// come this way, so they and reloads are applied one at a time, each to the result of the
     /// previous one: none can undo another.
     Edit(EditFn, RpcReplyPort<Result<EditDone, EditError>>),
+    /// Checks the NAT now (STUN to every server) and replies with what was found.
+    Netcheck(RpcReplyPort<protocol::rpc::NatInfo>),
     /// Loads the configuration file again and applies it.
     Reload(RpcReplyPort<Result<ChangeReport, Vec<String>>>),
     /// The outbound task stopped reading the TUN (the interface was deleted, or the device
@@ -47,6 +49,7 @@ impl std::fmt::Debug for RootMsg {
         f.write_str(match self {
             RootMsg::Edit(..) => "Edit",
             RootMsg::Reload(..) => "Reload",
+            RootMsg::Netcheck(..) => "Netcheck",
             RootMsg::TunClosed(..) => "TunClosed",
             RootMsg::DataPlaneFailed { .. } => "DataPlaneFailed",
             #[cfg(feature = "fault-injection")]
@@ -86,6 +89,17 @@ pub enum EditError {
     Refused(Vec<String>),
 }
 
+/// A peer's path as the NAT actor last decided it (`path` in `show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPath {
+    /// `direct`, `punched`, `relay` or `none`.
+    pub kind: &'static str,
+    /// Where packets to the peer go.
+    pub endpoint: Option<std::net::SocketAddr>,
+    /// Why not direct/punched (a short code), when not.
+    pub why_not_direct: Option<&'static str>,
+}
+
 /// Shared between the supervisor, the control server and the actors.
 pub struct Daemon {
     /// The data plane.
@@ -98,6 +112,11 @@ pub struct Daemon {
     pub failed: RwLock<HashSet<PublicKey>>,
     /// Restarts per peer since start.
     pub restarts: RwLock<HashMap<PublicKey, u32>>,
+    /// NAT traversal state for `show` and `netcheck`, written by the NAT actor.
+    pub nat: RwLock<protocol::rpc::NatInfo>,
+    /// Each peer's path, written by the NAT actor (peers absent here: `direct` when they have
+    /// an endpoint).
+    pub paths: RwLock<HashMap<PublicKey, PeerPath>>,
     /// Concurrent clients of the JSON-RPC control socket, and those turned away.
     pub control_clients: Arc<crate::accept::ClientLimit>,
     /// Concurrent clients of the UAPI socket, and those turned away.

@@ -134,6 +134,10 @@ pub struct VpndConfig {
     pub rekey_after_bytes: Option<u64>,
     /// `control.group`.
     pub control_group: Option<String>,
+    /// `stun_servers` (`host:port`).
+    pub stun_servers: Vec<String>,
+    /// `hubs`: (address, public key).
+    pub hubs: Vec<(String, String)>,
     /// `peers`.
     pub peers: Vec<PeerConfig>,
 }
@@ -152,8 +156,22 @@ impl VpndConfig {
             socket: None,
             rekey_after_bytes: None,
             control_group: None,
+            stun_servers: Vec::new(),
+            hubs: Vec::new(),
             peers: Vec::new(),
         }
+    }
+
+    /// Sets `stun_servers`.
+    pub fn stun_servers(mut self, servers: &[&str]) -> VpndConfig {
+        self.stun_servers = servers.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Appends a hub (`address`, `public_key`).
+    pub fn hub(mut self, address: &str, public_key: &str) -> VpndConfig {
+        self.hubs.push((address.to_owned(), public_key.to_owned()));
+        self
     }
 
     /// Sets `interface.rekey_after_bytes`.
@@ -223,6 +241,16 @@ impl VpndConfig {
         }
         if let Some(group) = &self.control_group {
             let _ = writeln!(y, "  group: {}", quote(group));
+        }
+        if !self.stun_servers.is_empty() {
+            let _ = writeln!(y, "stun_servers: {}", list(&self.stun_servers));
+        }
+        if !self.hubs.is_empty() {
+            y.push_str("hubs:\n");
+        }
+        for (address, key) in &self.hubs {
+            let _ = writeln!(y, "  - address: {}", quote(address));
+            let _ = writeln!(y, "    public_key: {}", quote(key));
         }
         if self.peers.is_empty() {
             y.push_str("peers: []\n");

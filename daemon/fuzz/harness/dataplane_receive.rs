@@ -244,6 +244,7 @@ pub fn run(data: &[u8]) {
         },
         crypto: None,
         restarts: Default::default(),
+        nat: Default::default(),
         #[cfg(feature = "fault-injection")]
         faults: Default::default(),
     };

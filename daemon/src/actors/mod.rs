@@ -4,5 +4,6 @@
 pub mod config;
 pub mod control;
 pub mod interface;
+pub mod nat;
 pub mod peer;
 pub mod uapi;

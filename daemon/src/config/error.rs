@@ -256,6 +256,9 @@ pub enum ProblemKind {
         /// The limit.
         max: usize,
     },
+    /// A value that is well-formed but not acceptable here (a duplicate, too many entries).
+    #[error("{0}")]
+    Invalid(String),
     /// A bug: a parser panicked on this input. The message is the parser's.
     #[error("internal error while parsing: {0}")]
     Internal(String),

@@ -19,6 +19,7 @@ mod cidr;
 mod endpoint;
 mod error;
 mod keyfile;
+mod nat;
 mod path;
 pub mod save;
 mod schema;
@@ -29,6 +30,7 @@ mod write;
 pub use cidr::{Cidr, CidrError};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Problem, ProblemKind};
+pub use nat::{HubConfig, NatConfig, MAX_HUBS, MAX_STUN_SERVERS};
 
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::fs::File;
@@ -86,6 +88,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// The peers, in file order.
     pub peers: Vec<PeerConfig>,
+    /// Hubs and STUN servers for NAT traversal (empty: none).
+    pub nat: NatConfig,
     /// Things that work but deserve attention (a key file others can read, an allowed IP with
     /// host bits set), each as `origin: field.path: message`. The caller logs them.
     pub warnings: Vec<String>,
@@ -217,6 +221,7 @@ pub fn without_file(name: &str) -> Result<Config, String> {
             group: None,
         },
         peers: Vec::new(),
+        nat: NatConfig::default(),
         warnings: Vec::new(),
     })
 }
@@ -287,6 +292,7 @@ pub fn parse_str(
             interface: c.interface,
             control: c.control,
             peers: c.peers,
+            nat: c.nat,
             warnings: warnings
                 .into_iter()
                 .map(|w| format!("{origin}: {w}"))

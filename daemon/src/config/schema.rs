@@ -19,6 +19,8 @@ pub(super) struct RawRoot {
     pub interface: Option<Value>,
     pub control: Option<Value>,
     pub peers: Option<Value>,
+    pub hubs: Option<Value>,
+    pub stun_servers: Option<Value>,
 }
 
 /// `interface:`.
@@ -253,6 +255,8 @@ pub(super) fn decode_root(root: Map<String, Value>, problems: &mut Vec<Problem>)
         interface: None,
         control: None,
         peers: None,
+        hubs: None,
+        stun_servers: None,
     })
 }
 
@@ -262,7 +266,10 @@ mod tests {
 
     #[test]
     fn field_names_follow_declaration_order() {
-        assert_eq!(field_names::<RawRoot>(), ["interface", "control", "peers"]);
+        assert_eq!(
+            field_names::<RawRoot>(),
+            ["interface", "control", "peers", "hubs", "stun_servers"]
+        );
         assert_eq!(field_names::<RawControl>(), ["socket", "group"]);
     }
 }

@@ -1014,6 +1014,59 @@ fn hostile_inputs_give_errors_not_panics() {
     }
 }
 
+#[test]
+fn hubs_and_stun_servers_are_checked() {
+    let hub = protocol::keys::PrivateKey::from_bytes([9; 32])
+        .public_key()
+        .to_base64();
+    let c = parse(&with_interface(&format!(
+        "hubs:\n  - address: hub.example.net:3478\n    public_key: {hub}\nstun_servers: [\"192.0.2.1:3478\", \"stun.example.net:3478\"]\n"
+    )))
+    .unwrap();
+    assert_eq!(c.nat.hubs.len(), 1);
+    assert_eq!(c.nat.hubs[0].address.to_string(), "hub.example.net:3478");
+    assert_eq!(c.nat.stun_servers.len(), 2);
+    assert!(c.nat.is_enabled());
+    assert!(!parse(&with_interface("")).unwrap().nat.is_enabled());
+
+    let lines = error_lines(&with_interface(&format!(
+        "hubs:\n  - address: hub.example.net\n    public_key: nope\n  - public_key: {hub}\n    port: 1\nstun_servers: [\"a:1\", \"a:1\", 5]\n"
+    )));
+    let text = lines.join("\n");
+    assert!(
+        text.contains("hubs[0].address: invalid endpoint `hub.example.net`: missing `:port`"),
+        "{text}"
+    );
+    assert!(text.contains("hubs[0].public_key: "), "{text}");
+    assert!(
+        text.contains("hubs[1].port: unknown field `port`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubs[1].address: missing required field"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stun_servers[1]: a:1 is listed twice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stun_servers[2]: expected \"host:port\""),
+        "{text}"
+    );
+    let many: Vec<String> = (0..9).map(|i| format!("\"s{i}:1\"")).collect();
+    let lines = error_lines(&with_interface(&format!(
+        "stun_servers: [{}]\n",
+        many.join(",")
+    )));
+    assert!(
+        lines
+            .join("\n")
+            .contains("stun_servers: 9 entries; at most 8"),
+        "{lines:?}"
+    );
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;
@@ -1045,6 +1098,8 @@ mod fuzz {
             mtu in 1280u32..9000,
             fwmark in proptest::option::of(1u32..),
             group in any::<bool>(),
+            hubs in 0usize..3,
+            stun in 0usize..3,
         ) {
             let mut text = with_interface(&format!("  addresses: [10.10.0.1/24, fd10::1/64]\n  mtu: {mtu}\n"));
             if let Some(port) = port {
@@ -1055,6 +1110,18 @@ mod fuzz {
             }
             if group {
                 text.push_str("control:\n  group: root\n");
+            }
+            if hubs > 0 {
+                text.push_str("hubs:\n");
+            }
+            for h in 0..hubs {
+                let key = protocol::keys::PrivateKey::from_bytes([h as u8 + 100; 32]).public_key();
+                let address = if h == 0 { format!("hub{h}.example.net:3478") } else { format!("\"[2001:db8::{h}]:3478\"") };
+                text.push_str(&format!("  - address: {address}\n    public_key: {}\n", key.to_base64()));
+            }
+            if stun > 0 {
+                let list: Vec<String> = (0..stun).map(|i| format!("\"stun{i}.example.net:3478\"")).collect();
+                text.push_str(&format!("stun_servers: [{}]\n", list.join(", ")));
             }
             text.push_str(if peers.is_empty() { "peers: []\n" } else { "peers:\n" });
             for (n, (name, key, psk, keepalive, endpoint)) in peers.iter().enumerate() {

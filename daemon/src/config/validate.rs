@@ -21,6 +21,7 @@ pub(super) struct Checked {
     pub interface: InterfaceConfig,
     pub control: ControlConfig,
     pub peers: Vec<PeerConfig>,
+    pub nat: super::nat::NatConfig,
 }
 
 /// Checks the top-level map. Problems and warnings are appended; `Some` only if no problem was
@@ -45,6 +46,7 @@ pub(super) fn check(
         .and_then(|i| i.private_key.as_ref())
         .map(|(k, _)| k.public_key());
     let peers = c.peers(raw.peers, own_key);
+    let nat = super::nat::check(raw.hubs, raw.stun_servers, c.problems);
 
     if !c.problems.is_empty() {
         return None;
@@ -64,6 +66,7 @@ pub(super) fn check(
         },
         control,
         peers,
+        nat,
     })
 }
 

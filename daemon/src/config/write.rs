@@ -41,6 +41,23 @@ pub(super) fn to_yaml(config: &Config) -> String {
         field(&mut out, 2, "group", &quote(group));
     }
 
+    let nat = &config.nat;
+    if !nat.hubs.is_empty() {
+        out.push_str("hubs:\n");
+        for hub in &nat.hubs {
+            let _ = writeln!(out, "  - address: {}", quote(&hub.address.to_string()));
+            field(
+                &mut out,
+                4,
+                "public_key",
+                &quote(&hub.public_key.to_base64()),
+            );
+        }
+    }
+    if !nat.stun_servers.is_empty() {
+        field(&mut out, 0, "stun_servers", &list(&nat.stun_servers));
+    }
+
     if config.peers.is_empty() {
         out.push_str("peers: []\n");
     } else {
@@ -58,6 +75,9 @@ pub(super) fn to_toml(config: &Config) -> String {
     // A top-level key must come before the first table.
     if config.peers.is_empty() {
         out.push_str("peers = []\n");
+    }
+    if !config.nat.stun_servers.is_empty() {
+        tfield(&mut out, "stun_servers", &list(&config.nat.stun_servers));
     }
     let i = &config.interface;
     out.push_str("\n[interface]\n");
@@ -84,6 +104,11 @@ pub(super) fn to_toml(config: &Config) -> String {
     tfield(&mut out, "socket", &quote_path(&config.control.socket));
     if let Some(group) = &config.control.group {
         tfield(&mut out, "group", &quote(group));
+    }
+    for hub in &config.nat.hubs {
+        out.push_str("\n[[hubs]]\n");
+        tfield(&mut out, "address", &quote(&hub.address.to_string()));
+        tfield(&mut out, "public_key", &quote(&hub.public_key.to_base64()));
     }
     for peer in &config.peers {
         out.push_str("\n[[peers]]\n");

@@ -128,6 +128,20 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
         "peer.add" | "peer.update" | "peer.remove" | "interface.set" => {
             change(daemon, method, p).await
         }
+        "netcheck" => {
+            let _: ReloadParams = params(p, false)?;
+            if !daemon.config.read().nat.is_enabled() {
+                return Err(RpcError::new(
+                    rpc::REFUSED,
+                    "netcheck: no hubs or stun_servers are configured; add them to the \
+                     configuration (see docs/nat-traversal.md)",
+                ));
+            }
+            let wait = crate::actors::nat::NETCHECK_WAIT + std::time::Duration::from_secs(2);
+            let info = ractor::call_t!(daemon.root, RootMsg::Netcheck, wait.as_millis() as u64)
+                .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+            to_value(&info)
+        }
         "reload" => {
             let _: ReloadParams = params(p, false)?;
             let r = ractor::call_t!(daemon.root, RootMsg::Reload, APPLY_TIMEOUT_MS)

@@ -67,6 +67,9 @@ drop_reasons! {
     BufferTooSmall = "buffer_too_small", "The output buffer was too small.";
     Exhausted = "exhausted", "The session ran out of nonces.";
     AllowedIps = "allowed_ips", "The inner packet's source is not in the sender's allowed IPs.";
+    NatOff = "nat_off", "A STUN, hub or probe datagram while no hubs or STUN servers are configured.";
+    NatQueueFull = "nat_queue_full", "A STUN, hub or probe datagram while the NAT actor's queue was full.";
+    NatUnexpected = "nat_unexpected", "A STUN, hub or probe datagram the NAT actor could not use (unsolicited, malformed, unauthenticated).";
 }
 
 impl From<&DropReason> for Reason {

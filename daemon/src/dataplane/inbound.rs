@@ -12,11 +12,13 @@
 
 use crate::dataplane::batch_udp::{Received, RECV_BUF, RECV_MSGS};
 use crate::dataplane::counters::Reason;
+use crate::dataplane::nat_inbox::NotQueued;
 use crate::dataplane::peer_handle::PeerHandle;
 use crate::dataplane::region::Region;
 use crate::dataplane::router::ip_addresses;
 use crate::dataplane::udp::normalize;
 use crate::dataplane::{BatchContext, DataPlane};
+use protocol::nat::demux::{self, Kind};
 use protocol::noise::device::DropReason;
 use protocol::noise::keypair::{inner_packet_len, Keypair};
 use protocol::noise::messages::{Message, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
@@ -422,6 +424,16 @@ pub async fn handle_datagram<T: TunWrite>(
     src: SocketAddr,
     now: Instant,
 ) {
+    // STUN, hub and probe datagrams share the socket; the NAT actor takes them.
+    if let Kind::Stun | Kind::Hub | Kind::Probe = demux::classify(buf) {
+        if let Err(e) = dp.nat.deliver(buf, src) {
+            dp.drops.inc(match e {
+                NotQueued::Off => Reason::NatOff,
+                NotQueued::Full => Reason::NatQueueFull,
+            });
+        }
+        return;
+    }
     let msg = match Message::parse(buf) {
         Ok(m) => m,
         Err(e) => return dp.drops.inc(DropReason::Malformed(e)),

@@ -35,6 +35,7 @@ pub mod batch_udp {
 pub mod counters;
 pub mod handshake;
 pub mod inbound;
+pub mod nat_inbox;
 pub mod outbound;
 pub mod peer_handle;
 pub mod region;
@@ -184,6 +185,8 @@ pub struct DataPlane<T = tun_rs::AsyncDevice> {
     pub crypto: Option<rayon::ThreadPool>,
     /// Restarts of each data-plane task after a failure.
     pub restarts: tasks::TaskRestarts,
+    /// STUN, hub and probe datagrams for the NAT actor.
+    pub nat: nat_inbox::NatInbox,
     /// Test-only fault points.
     #[cfg(feature = "fault-injection")]
     pub faults: tasks::FaultPoints,

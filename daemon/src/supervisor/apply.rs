@@ -236,6 +236,9 @@ pub(super) async fn apply(
             }
         }
     }
+    if plan.nat {
+        super::nat::replace_nat(myself, st, &new.nat).await;
+    }
     let _ = st.config_actor.cast(ConfigMsg::Replace(Box::new(new)));
     Ok(report)
 }

@@ -4,6 +4,7 @@
 //! as a diff (`apply.rs`), and tears everything down in order when it stops.
 
 mod apply;
+mod nat;
 mod restart;
 mod tasks;
 
@@ -90,6 +91,10 @@ pub struct RootState {
     pub(crate) restart_times: HashMap<PublicKey, Intensity>,
     /// Recent failures of each data-plane task.
     pub(crate) dataplane_failures: HashMap<Task, Intensity>,
+    /// The NAT actor, when hubs or STUN servers are configured.
+    pub(crate) nat: Option<ActorRef<crate::actors::nat::NatMsg>>,
+    /// Recent failures of the NAT actor.
+    pub(crate) nat_failures: Intensity,
 }
 
 /// The root supervisor.
@@ -264,6 +269,7 @@ impl Actor for Root {
             options,
             crypto: options.crypto_pool(),
             restarts: Default::default(),
+            nat: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: Default::default(),
         });
@@ -304,6 +310,8 @@ impl Actor for Root {
             root: myself.clone(),
             failed: Default::default(),
             restarts: Default::default(),
+            nat: Default::default(),
+            paths: Default::default(),
             control_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
             uapi_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
         });
@@ -332,6 +340,7 @@ impl Actor for Root {
                 }
             },
         };
+        let nat = nat::spawn_nat(&myself, &daemon, &config.nat).await;
         let sighup = tokio::spawn(reload_on_sighup(myself.clone()));
         if let Some(tx) = args.ready {
             let _ = tx.send(daemon.clone());
@@ -351,6 +360,8 @@ impl Actor for Root {
             sighup,
             restart_times: HashMap::new(),
             dataplane_failures: HashMap::new(),
+            nat,
+            nat_failures: Intensity::default(),
         })
     }
 
@@ -365,6 +376,7 @@ impl Actor for Root {
                 let r = apply::edit(&myself, st, edit).await;
                 let _ = reply.send(r);
             }
+            RootMsg::Netcheck(reply) => nat::netcheck(st, reply),
             RootMsg::Reload(reply) => {
                 let loaded = ractor::call_t!(st.config_actor, ConfigMsg::Load, CALL_TIMEOUT_MS);
                 let r = match loaded {
@@ -444,6 +456,9 @@ impl Actor for Root {
         }
         for (_, p) in st.peers.drain() {
             p.actor.stop(None);
+        }
+        if let Some(n) = st.nat.take() {
+            n.stop(None);
         }
         st.config_actor.stop(None);
         let _ = st

@@ -153,6 +153,8 @@ impl Root {
                     Err(e) => tracing::error!(error = %e, "UAPI server could not be restarted"),
                 }
             }
+        } else if st.nat.as_ref().is_some_and(|n| n.get_id() == id) {
+            super::nat::nat_failed(myself, st, err).await;
         } else if st.config_actor.get_id() == id {
             tracing::error!(error = %err, "config actor failed; restarting it");
             let config = st.daemon.config.read().clone();

@@ -94,6 +94,9 @@ pub enum StunError {
 struct Pending {
     txid: [u8; 12],
     sent: u32,
+    /// When the first request went out (for the RTT: only answers to a transaction sent once
+    /// are timed, since an answer to a retransmitted one could belong to either send).
+    first_at: Instant,
     next_at: Instant,
     payload: Vec<u8>,
 }
@@ -103,6 +106,24 @@ struct Server {
     pending: Option<Pending>,
     mapped: Option<(SocketAddr, Instant)>,
     next_check: Instant,
+    rtt: Option<Duration>,
+    /// The last transaction ran out of retransmissions (cleared by the next answer).
+    unreachable: bool,
+}
+
+/// How one server is doing, for `vpnctl show` and `netcheck`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Our address as it last saw us, if that answer is still fresh.
+    pub mapped: Option<SocketAddr>,
+    /// Round-trip time of its last answer to a request sent once.
+    pub rtt: Option<Duration>,
+    /// Its last transaction went unanswered.
+    pub unreachable: bool,
+    /// A request to it is in flight.
+    pub checking: bool,
 }
 
 /// The STUN client for one socket and a fixed list of servers.
@@ -125,6 +146,8 @@ impl StunClient {
                     pending: None,
                     mapped: None,
                     next_check: now,
+                    rtt: None,
+                    unreachable: false,
                 })
                 .collect(),
             rng: ChaCha20Rng::from_seed(seed),
@@ -159,6 +182,7 @@ impl StunClient {
                     s.pending = Some(Pending {
                         txid,
                         sent: 1,
+                        first_at: now,
                         next_at: now + STUN_RTO,
                         payload,
                     });
@@ -166,6 +190,7 @@ impl StunClient {
                 Some(p) if now >= p.next_at => {
                     if p.sent >= STUN_MAX_REQUESTS {
                         s.pending = None;
+                        s.unreachable = true;
                         let addr = s.addr;
                         s.next_check = now + restun_delay(&mut self.rng);
                         self.events
@@ -214,7 +239,12 @@ impl StunClient {
             .get_attribute::<XorMappedAddress>()
             .map(|a| a.address())
             .ok_or(StunError::NoMappedAddress)?;
-        server.pending = None;
+        if let Some(p) = server.pending.take() {
+            if p.sent == 1 {
+                server.rtt = Some(now.saturating_duration_since(p.first_at));
+            }
+        }
+        server.unreachable = false;
         server.next_check = now + restun_delay(&mut self.rng);
         let addr = server.addr;
         let ev = match server.mapped.replace((mapped, now)) {
@@ -248,6 +278,28 @@ impl StunClient {
             .iter()
             .map(|s| s.pending.as_ref().map_or(s.next_check, |p| p.next_at))
             .min()
+    }
+
+    /// Each server's state, in the order given to [`StunClient::new`].
+    pub fn servers(&self, now: Instant) -> Vec<ServerStatus> {
+        self.servers
+            .iter()
+            .map(|s| ServerStatus {
+                addr: s.addr,
+                mapped: s
+                    .mapped
+                    .filter(|(_, at)| now.saturating_duration_since(*at) <= STUN_FRESH)
+                    .map(|(m, _)| m),
+                rtt: s.rtt,
+                unreachable: s.unreachable,
+                checking: s.pending.is_some(),
+            })
+            .collect()
+    }
+
+    /// Whether no transaction is in flight (a `netcheck` waits for this).
+    pub fn is_idle(&self) -> bool {
+        self.servers.iter().all(|s| s.pending.is_none())
     }
 
     /// Our public endpoints from fresh answers, deduplicated, in server order.
@@ -453,6 +505,42 @@ mod tests {
         assert!(
             next >= RESTUN_BASE && next <= RESTUN_BASE + RESTUN_JITTER,
             "{next:?}"
+        );
+    }
+
+    #[test]
+    fn server_status_reports_rtt_mapping_and_unreachable() {
+        let t0 = Instant::now();
+        let mut c = StunClient::new(&[sa(S1), sa(S2)], [7; 32], t0);
+        c.handle_timeout(t0);
+        assert!(!c.is_idle());
+        let first = c.poll_transmit().unwrap();
+        let txid = request_txid(&first.payload).unwrap();
+        let t1 = t0 + Duration::from_millis(42);
+        c.handle_input(first.dst, &encode_success(txid, sa("203.0.113.7:7")), t1)
+            .unwrap();
+        // The second server never answers.
+        let mut gave_up = false;
+        while !gave_up {
+            let now = c.poll_timeout().unwrap();
+            c.handle_timeout(now);
+            while c.poll_transmit().is_some() {}
+            while let Some(e) = c.poll_event() {
+                gave_up |= e == StunEvent::Unreachable { server: sa(S2) };
+            }
+        }
+        let st = c.servers(t1);
+        assert_eq!(st[0].rtt, Some(Duration::from_millis(42)));
+        assert_eq!(st[0].mapped, Some(sa("203.0.113.7:7")));
+        assert!(
+            !st[0].unreachable,
+            "a later unanswered re-STUN is still in flight"
+        );
+        assert!(st[1].unreachable && st[1].mapped.is_none() && st[1].rtt.is_none());
+        // Past the freshness window the mapping no longer counts.
+        assert_eq!(
+            c.servers(t1 + STUN_FRESH + Duration::from_secs(1))[0].mapped,
+            None
         );
     }
 

@@ -142,6 +142,69 @@ pub struct InterfaceInfo {
     /// `handshake`).
     #[serde(default)]
     pub dataplane_restarts: std::collections::BTreeMap<String, u64>,
+    /// NAT traversal: our public endpoints, the mapping type and each hub's state (empty lists
+    /// and `unknown` when no hubs or STUN servers are configured).
+    #[serde(default)]
+    pub nat: NatInfo,
+}
+
+/// What the daemon knows about its NAT (`interface.nat` in `show`, and `netcheck`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NatInfo {
+    /// Our public `ip:port` endpoints as STUN servers (and hubs) see the WireGuard socket.
+    pub public_endpoints: Vec<String>,
+    /// `endpoint_independent` (one public mapping for every destination: hole punching works),
+    /// `endpoint_dependent` ("symmetric") or `unknown` (fewer than two servers with different
+    /// IPs answered).
+    pub mapping: String,
+    /// Each configured hub.
+    pub hubs: Vec<HubInfo>,
+    /// Each STUN server asked (the hubs and `stun_servers`).
+    #[serde(default)]
+    pub stun_servers: Vec<StunServerInfo>,
+}
+
+impl Default for NatInfo {
+    fn default() -> Self {
+        NatInfo {
+            public_endpoints: Vec::new(),
+            mapping: "unknown".into(),
+            hubs: Vec::new(),
+            stun_servers: Vec::new(),
+        }
+    }
+}
+
+/// One hub in [`NatInfo`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HubInfo {
+    /// The hub's address as configured (`host:port`).
+    pub address: String,
+    /// `connected` (registered), `connecting` or `failed` (unreachable or refusing us).
+    pub state: String,
+    /// `udp`, or `tcp` when UDP to the hub is blocked.
+    pub transport: String,
+    /// Round-trip time of the last exchange with the hub, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// Why the hub is `failed` (unresolvable name, no answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One STUN server in [`NatInfo`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StunServerInfo {
+    /// The server as configured (`host:port`).
+    pub address: String,
+    /// `ok` (answered recently), `checking` or `unreachable`.
+    pub state: String,
+    /// Our address as this server saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<String>,
+    /// Round-trip time of its last answer, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 /// One peer in `show`.
@@ -170,6 +233,22 @@ pub struct PeerInfo {
     pub tx_bytes: u64,
     /// Persistent keepalive interval in seconds.
     pub persistent_keepalive: Option<u16>,
+    /// How packets reach the peer: `direct` (peer-to-peer UDP to a configured, LAN or public
+    /// endpoint, no coordination needed), `punched` (peer-to-peer UDP opened through a hub),
+    /// `relay` (through a relay) or `none`.
+    #[serde(default = "path_none")]
+    pub path: String,
+    /// The UDP address packets to the peer go to, when there is a path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_endpoint: Option<String>,
+    /// Why the path is not `direct` or `punched`: `no_candidates`, `probes_unanswered`,
+    /// `hub_unreachable`, `peer_offline`, `no_wireguard_progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_not_direct: Option<String>,
+}
+
+fn path_none() -> String {
+    "none".into()
 }
 
 /// Names a peer: its base64 public key or its configured name.
