@@ -20,6 +20,7 @@ impl Daemon {
             name: pc.name.clone(),
             public_key: pc.public_key.to_base64(),
             endpoint: pc.endpoint.as_ref().map(|e| e.to_string()),
+            endpoint_unresolved: None,
             allowed_ips: pc.allowed_ips.iter().map(|a| a.to_string()).collect(),
             state: "offline".into(),
             state_reason: Some("not running".into()),
@@ -42,6 +43,9 @@ impl Daemon {
             info.state = state.into();
             info.state_reason = reason;
             info.endpoint = p.endpoint().map(|e| e.to_string());
+            if h.unresolved.load(std::sync::atomic::Ordering::Relaxed) {
+                info.endpoint_unresolved = pc.endpoint.as_ref().map(|e| e.to_string());
+            }
             info.last_handshake = p.last_handshake_unix().map(|d| d.as_secs());
             info.handshakes = stats.handshakes;
             info.rx_bytes = stats.rx_bytes;

@@ -4,5 +4,6 @@
 pub mod config;
 pub mod control;
 pub mod interface;
+pub mod lookup_schedule;
 pub mod peer;
 pub mod uapi;
