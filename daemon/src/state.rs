@@ -54,6 +54,29 @@ impl Daemon {
         info
     }
 
+    /// [`Daemon::show`], with the interface's MTU and addresses read from the kernel when
+    /// someone else sets them (configuration-less mode: `wg-quick` runs `ip`). Should the read
+    /// fail, the configured values stay.
+    pub async fn show_live(&self) -> ShowResult {
+        let mut show = self.show();
+        if let Some(link) = &self.kernel_link {
+            match link.read().await {
+                Ok(state) => {
+                    show.interface.mtu = state.mtu;
+                    show.interface.addresses = state
+                        .addresses
+                        .iter()
+                        .map(|(ip, len)| format!("{ip}/{len}"))
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the interface from the kernel failed")
+                }
+            }
+        }
+        show
+    }
+
     /// The `show` result: configuration joined with live peer state.
     pub fn show(&self) -> ShowResult {
         let cfg = self.config.read();

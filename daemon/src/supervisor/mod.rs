@@ -307,6 +307,17 @@ impl Actor for Root {
             edit_lock: Default::default(),
             control_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
             uapi_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
+            kernel_link: if args.configless {
+                match crate::kernel_link::KernelLink::new(&config.interface.name) {
+                    Ok(link) => Some(link),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "show will report the configured MTU and addresses, not the kernel's");
+                        None
+                    }
+                }
+            } else {
+                None
+            },
         });
         let (config_actor, _) = Actor::spawn_linked(
             None,
