@@ -141,8 +141,8 @@ pub fn render_peer(peer: &PeerInfo, now_unix: u64, color: bool) -> String {
     }
     heading(&mut out, color, &title);
     field(&mut out, "state", &state(peer, color));
-    if let Some(ep) = &peer.endpoint {
-        field(&mut out, "endpoint", &clean(ep));
+    if let Some(ep) = endpoint_text(peer, false) {
+        field(&mut out, "endpoint", &ep);
     }
     let mut path = clean(&peer.path).into_owned();
     if let Some(ep) = &peer.path_endpoint {
@@ -244,6 +244,24 @@ pub fn render_netcheck(nat: &NatInfo) -> String {
     out
 }
 
+/// The endpoint as shown: the address in force, and a configured host name that has not
+/// resolved (with the address in force, if any, kept until it does). The table's cell is
+/// short: the name alone when there is no address.
+fn endpoint_text(peer: &PeerInfo, short: bool) -> Option<String> {
+    match (&peer.endpoint, &peer.endpoint_unresolved) {
+        (Some(ep), None) => Some(clean(ep).into_owned()),
+        (Some(ep), Some(_)) if short => Some(clean(ep).into_owned()),
+        (None, Some(name)) if short => Some(format!("{} (unresolved)", clean(name))),
+        (None, Some(name)) => Some(format!("{} (unresolved; retrying)", clean(name))),
+        (Some(ep), Some(name)) => Some(format!(
+            "{} ({} unresolved; retrying)",
+            clean(ep),
+            clean(name)
+        )),
+        (None, None) => None,
+    }
+}
+
 /// Renders a `peer.show` result: the peer's block as in `show`, then `restarts: N`.
 pub fn render_peer_show(result: &PeerShowResult, now_unix: u64, color: bool) -> String {
     let mut out = render_peer(&result.peer, now_unix, color);
@@ -270,7 +288,7 @@ pub fn render_peer_list(peers: &[PeerInfo]) -> String {
             clean(&p.public_key).into_owned(),
             dash(p.name.as_ref()),
             clean(&p.state).into_owned(),
-            dash(p.endpoint.as_ref()),
+            dash(endpoint_text(p, true).as_ref()),
             if p.allowed_ips.is_empty() {
                 "-".to_string()
             } else {
@@ -486,6 +504,7 @@ mod tests {
             name: name.map(str::to_string),
             public_key: key.into(),
             endpoint: None,
+            endpoint_unresolved: None,
             allowed_ips: vec![],
             state: state.into(),
             state_reason: None,
@@ -540,11 +559,14 @@ mod tests {
                 "offline",
             )
         };
-        let nameless = peer(
-            None,
-            "gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=",
-            "handshaking",
-        );
+        let nameless = PeerInfo {
+            endpoint_unresolved: Some("peer.example.net:51820".into()),
+            ..peer(
+                None,
+                "gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=",
+                "handshaking",
+            )
+        };
         ShowResult {
             interface: InterfaceInfo {
                 name: "vpn0".into(),
@@ -609,6 +631,7 @@ peer: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0= (bob)
 
 peer: gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=
   state: handshaking
+  endpoint: peer.example.net:51820 (unresolved; retrying)
   path: none (no candidates)
   allowed ips: (none)
   handshakes: 0
@@ -679,10 +702,10 @@ peer: gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=
     fn peer_list_table() {
         let s = sample();
         let expected = "\
-PUBLIC KEY                                    NAME   STATE        ENDPOINT         ALLOWED IPS
-xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=  alice  online       10.99.0.2:51820  10.10.0.2/32, fd10::2/128
-TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=  bob    offline      [fd99::3]:51820  10.10.0.3/32
-gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=  -      handshaking  -                -
+PUBLIC KEY                                    NAME   STATE        ENDPOINT                             ALLOWED IPS
+xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=  alice  online       10.99.0.2:51820                      10.10.0.2/32, fd10::2/128
+TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=  bob    offline      [fd99::3]:51820                      10.10.0.3/32
+gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=  -      handshaking  peer.example.net:51820 (unresolved)  -
 ";
         assert_eq!(render_peer_list(&s.peers), expected);
         assert_eq!(render_peer_list(&[]), "");

@@ -10,6 +10,7 @@ pub mod control;
 pub mod dataplane;
 pub mod detach;
 pub mod instance_lock;
+pub mod kernel_link;
 pub mod logging;
 pub mod reconfig;
 pub mod state;

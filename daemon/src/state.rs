@@ -20,6 +20,7 @@ impl Daemon {
             name: pc.name.clone(),
             public_key: pc.public_key.to_base64(),
             endpoint: pc.endpoint.as_ref().map(|e| e.to_string()),
+            endpoint_unresolved: None,
             allowed_ips: pc.allowed_ips.iter().map(|a| a.to_string()).collect(),
             state: "offline".into(),
             state_reason: Some("not running".into()),
@@ -45,6 +46,9 @@ impl Daemon {
             info.state = state.into();
             info.state_reason = reason;
             info.endpoint = p.endpoint().map(|e| e.to_string());
+            if h.unresolved.load(std::sync::atomic::Ordering::Relaxed) {
+                info.endpoint_unresolved = pc.endpoint.as_ref().map(|e| e.to_string());
+            }
             info.last_handshake = p.last_handshake_unix().map(|d| d.as_secs());
             info.handshakes = stats.handshakes;
             info.rx_bytes = stats.rx_bytes;
@@ -72,6 +76,29 @@ impl Daemon {
                 info.why_not_direct = Some("no_candidates".into());
             }
         }
+    }
+
+    /// [`Daemon::show`], with the interface's MTU and addresses read from the kernel when
+    /// someone else sets them (configuration-less mode: `wg-quick` runs `ip`). Should the read
+    /// fail, the configured values stay.
+    pub async fn show_live(&self) -> ShowResult {
+        let mut show = self.show();
+        if let Some(link) = &self.kernel_link {
+            match link.read().await {
+                Ok(state) => {
+                    show.interface.mtu = state.mtu;
+                    show.interface.addresses = state
+                        .addresses
+                        .iter()
+                        .map(|(ip, len)| format!("{ip}/{len}"))
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the interface from the kernel failed")
+                }
+            }
+        }
+        show
     }
 
     /// The `show` result: configuration joined with live peer state.

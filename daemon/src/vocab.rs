@@ -121,6 +121,9 @@ pub struct Daemon {
     pub control_clients: Arc<crate::accept::ClientLimit>,
     /// Concurrent clients of the UAPI socket, and those turned away.
     pub uapi_clients: Arc<crate::accept::ClientLimit>,
+    /// Reads the interface's MTU and addresses from the kernel for `show`: set in the
+    /// configuration-less mode, where `wg-quick` sets them and the configuration has neither.
+    pub kernel_link: Option<crate::kernel_link::KernelLink>,
 }
 
 impl std::fmt::Debug for Daemon {

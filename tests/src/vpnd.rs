@@ -748,8 +748,19 @@ impl ProcUsage {
 /// vpnd serves WireGuard's UAPI at `/run/wireguard/<if>.sock` (`/var/run` is `/run`), a path
 /// outside the network namespace: without this, daemons of parallel tests with the same
 /// interface name would share it, and tests would leave sockets in the host's `/run`.
+///
+/// With [`BIND_FILES_ENV`] set, it also bind-mounts each `SRC=DST` pair in it (for example a
+/// test's own `/etc/hosts`) in that private namespace, so only this process sees them.
 pub const PRIVATE_RUN_SCRIPT: &str =
-    "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"";
+    "mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run \
+     && for b in $VPN_E2E_BIND_FILES; do mount --bind \"${b%%=*}\" \"${b#*=}\" || exit 1; done \
+     && exec \"$0\" \"$@\"";
+
+/// Environment variable read by [`PRIVATE_RUN_SCRIPT`]: space-separated `SRC=DST` pairs of
+/// files to bind-mount over `DST` (paths without spaces or `=`), e.g.
+/// `/tmp/t/hosts=/etc/hosts`. Writing to `SRC` in place (not by renaming over it) changes
+/// what the process reads at `DST`.
+pub const BIND_FILES_ENV: &str = "VPN_E2E_BIND_FILES";
 
 fn spawn_proc(
     binary: &Path,

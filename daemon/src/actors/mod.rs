@@ -4,6 +4,7 @@
 pub mod config;
 pub mod control;
 pub mod interface;
+pub mod lookup_schedule;
 pub mod nat;
 pub mod peer;
 pub mod uapi;

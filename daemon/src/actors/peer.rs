@@ -1,7 +1,13 @@
 //! PeerActor: owns one peer's protocol state machine — creates it, drives its timers, logs its
 //! transitions, resolves its endpoint — while the data plane uses it through the shared
 //! [`PeerHandle`].
+//!
+//! A host name is looked up in a task of its own that reports back with
+//! [`PeerMsg::Resolved`]: neither the actor (its timers and events) nor the root (which waits
+//! for `pre_start` and for [`PeerMsg::Update`]) ever waits for a resolver. A name that does not
+//! resolve is retried on the [`LookupSchedule`] (5 s doubling to 5 min), logged once per change.
 
+use crate::actors::lookup_schedule::{Change, LookupSchedule};
 use crate::config::{Endpoint, PeerConfig};
 use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
@@ -24,8 +30,16 @@ const RESOLVE_AFTER_TIMEOUTS: u32 = 3;
 pub enum PeerMsg {
     /// The protocol has events, output or a due timer.
     Wake,
-    /// Resolve the configured hostname endpoint again.
+    /// Look the configured host name up again (unless a lookup is under way).
     Resolve,
+    /// A lookup finished: the address, or why there is none.
+    Resolved {
+        /// The [`PeerActorState::lookup_generation`] it was started in; a result for an
+        /// endpoint configured earlier is ignored.
+        generation: u64,
+        /// The first address, or the resolver's error.
+        result: Result<SocketAddr, String>,
+    },
     /// Applies changed settings in place; the session is kept.
     Update(Box<PeerConfig>, ractor::RpcReplyPort<()>),
     /// Panics (fault injection for tests).
@@ -59,6 +73,14 @@ pub struct PeerActorState {
     config: PeerConfig,
     timer: AbortOnDrop,
     timeouts_in_a_row: u32,
+    /// When to look the host name up again, and what was last logged about it.
+    lookups: LookupSchedule,
+    /// Bumped whenever the configured endpoint changes, so late results are dropped.
+    lookup_generation: u64,
+    /// The lookup under way, if any.
+    lookup: Option<AbortOnDrop>,
+    /// The pending retry after a failed lookup, if any.
+    retry: Option<AbortOnDrop>,
 }
 
 /// Aborts a task when dropped (also when the actor dies by panic).
@@ -85,24 +107,17 @@ fn label(c: &PeerConfig) -> String {
     }
 }
 
-/// Resolves an endpoint; hostnames through the system resolver.
-pub async fn resolve(e: &Endpoint) -> Option<SocketAddr> {
-    match e {
-        Endpoint::Addr(a) => Some(*a),
-        Endpoint::Host { host, port } => {
-            let lookup = tokio::net::lookup_host((host.as_str(), *port));
-            match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-                Ok(Ok(mut addrs)) => addrs.next().map(crate::dataplane::udp::normalize),
-                Ok(Err(e)) => {
-                    tracing::warn!(%host, error = %e, "endpoint lookup failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(%host, "endpoint lookup timed out");
-                    None
-                }
-            }
-        }
+/// Looks `host` up through the system resolver (`getaddrinfo` on a blocking thread), within
+/// [`RESOLVE_TIMEOUT`]; the first address, normalised as the sockets report sources.
+async fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let lookup = tokio::net::lookup_host((host, port));
+    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .map(crate::dataplane::udp::normalize)
+            .ok_or_else(|| "no address".to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {RESOLVE_TIMEOUT:?}")),
     }
 }
 
@@ -162,11 +177,14 @@ impl Actor for PeerActor {
         myself: ActorRef<Self::Msg>,
         args: PeerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // A host name is looked up after start (below), never here: the root waits for this.
         let endpoint = match &args.config.endpoint {
-            Some(e) => resolve(e).await,
-            None => None,
+            Some(Endpoint::Addr(a)) => Some(*a),
+            _ => None,
         };
         let handle = build_handle(&args.dp, &args.config, endpoint, args.seed);
+        let named = matches!(args.config.endpoint, Some(Endpoint::Host { .. }));
+        handle.unresolved.store(named, Ordering::Relaxed);
         let replaced = args
             .dp
             .router
@@ -180,18 +198,28 @@ impl Actor for PeerActor {
             handle.cell.lock().peer.carry_stats(earlier);
         }
         let timer = AbortOnDrop(tokio::spawn(timer_task(handle.clone(), myself.clone())));
-        tracing::info!(peer = %label(&args.config), endpoint = ?endpoint, "peer started");
+        match &args.config.endpoint {
+            Some(e @ Endpoint::Host { .. }) => {
+                tracing::info!(peer = %label(&args.config), endpoint = %e, "peer started, resolving its endpoint")
+            }
+            _ => tracing::info!(peer = %label(&args.config), endpoint = ?endpoint, "peer started"),
+        }
         // Run once: a peer with a persistent keepalive has a handshake to send already.
         handle.wake_actor();
-        if endpoint.is_none() && matches!(args.config.endpoint, Some(Endpoint::Host { .. })) {
-            myself.send_after(Duration::from_secs(5), || PeerMsg::Resolve);
+        if named {
+            myself.cast(PeerMsg::Resolve)?;
         }
+        let lookups = LookupSchedule::scaled(args.dp.timer_divisor);
         Ok(PeerActorState {
             handle,
             dp: args.dp,
             config: args.config,
             timer,
             timeouts_in_a_row: 0,
+            lookups,
+            lookup_generation: 0,
+            lookup: None,
+            retry: None,
         })
     }
 
@@ -204,30 +232,16 @@ impl Actor for PeerActor {
         match msg {
             PeerMsg::Wake => self.on_wake(&myself, st).await,
             PeerMsg::Update(new, reply) => {
-                self.update(st, *new).await;
+                self.update(&myself, st, *new);
                 let _ = reply.send(());
             }
             #[cfg(feature = "fault-injection")]
             PeerMsg::Panic => panic!("fault injection: peer actor panics on request"),
-            PeerMsg::Resolve => {
-                if let Some(e) = &st.config.endpoint {
-                    match resolve(e).await {
-                        Some(addr) => {
-                            let changed = st.handle.with_peer(&st.dp.udp(), |p| {
-                                let changed = p.endpoint() != Some(addr);
-                                if changed {
-                                    p.set_endpoint(Some(addr));
-                                }
-                                changed
-                            });
-                            if changed {
-                                tracing::info!(peer = %label(&st.config), %addr, "endpoint resolved");
-                            }
-                        }
-                        None => {
-                            myself.send_after(Duration::from_secs(5), || PeerMsg::Resolve);
-                        }
-                    }
+            PeerMsg::Resolve => start_lookup(&myself, st),
+            PeerMsg::Resolved { generation, result } => {
+                if generation == st.lookup_generation {
+                    st.lookup = None;
+                    on_lookup(&myself, st, result);
                 }
             }
         }
@@ -241,23 +255,109 @@ impl Actor for PeerActor {
     ) -> Result<(), ActorProcessingErr> {
         st.dp.router.remove(&st.handle);
         st.timer.0.abort();
+        st.lookup = None;
+        st.retry = None;
         Ok(())
     }
 }
 
+/// Starts looking the configured host name up, unless a lookup is under way (its answer will
+/// do) or the endpoint is an address.
+fn start_lookup(myself: &ActorRef<PeerMsg>, st: &mut PeerActorState) {
+    let Some(Endpoint::Host { host, port }) = &st.config.endpoint else {
+        return;
+    };
+    if st.lookup.as_ref().is_some_and(|l| !l.0.is_finished()) {
+        return;
+    }
+    st.retry = None;
+    let (host, port) = (host.clone(), *port);
+    let generation = st.lookup_generation;
+    let me = myself.clone();
+    st.lookup = Some(AbortOnDrop(tokio::spawn(async move {
+        let result = lookup(&host, port).await;
+        let _ = me.cast(PeerMsg::Resolved { generation, result });
+    })));
+}
+
+/// Applies a lookup's result: the address becomes the endpoint (a peer that had none sends
+/// what waited for it); a failure keeps the endpoint in force and schedules a retry. Each
+/// change is logged once: WARN when the name stops resolving, INFO with the address when it
+/// resolves (again, or to another address); the retries in between only at DEBUG.
+fn on_lookup(
+    myself: &ActorRef<PeerMsg>,
+    st: &mut PeerActorState,
+    result: Result<SocketAddr, String>,
+) {
+    let Some(name @ Endpoint::Host { .. }) = &st.config.endpoint else {
+        return;
+    };
+    let who = label(&st.config);
+    match result {
+        Ok(addr) => {
+            st.retry = None;
+            st.handle.unresolved.store(false, Ordering::Relaxed);
+            let change = st.lookups.succeeded(addr);
+            let now = Instant::now();
+            // A peer that roamed away from the address is sent back to it, as before.
+            let moved = st.handle.with_peer(&st.dp.udp(), |p| {
+                let moved = p.endpoint() != Some(addr);
+                if moved {
+                    p.set_resolved_endpoint(addr, now);
+                }
+                moved
+            });
+            if change.is_some() || moved {
+                tracing::info!(peer = %who, endpoint = %name, %addr, "endpoint resolved");
+            }
+        }
+        Err(error) => {
+            st.handle.unresolved.store(true, Ordering::Relaxed);
+            let now = Instant::now();
+            let retry = st.lookups.failed(now);
+            let wait = retry.at.saturating_duration_since(now);
+            if retry.change == Some(Change::Unresolvable) {
+                tracing::warn!(
+                    peer = %who,
+                    endpoint = %name,
+                    %error,
+                    retry_in = ?wait,
+                    "endpoint does not resolve; retrying (waits double up to 5 min), logged again when it resolves"
+                );
+            } else {
+                tracing::debug!(peer = %who, endpoint = %name, %error, retry_in = ?wait, "endpoint still does not resolve");
+            }
+            let me = myself.clone();
+            st.retry = Some(AbortOnDrop(tokio::spawn(async move {
+                tokio::time::sleep_until(retry.at.into()).await;
+                let _ = me.cast(PeerMsg::Resolve);
+            })));
+        }
+    }
+}
+
 impl PeerActor {
-    async fn update(&self, st: &mut PeerActorState, new: PeerConfig) {
+    /// Applies a changed configuration without waiting for anything: a new host name is
+    /// looked up afterwards (see [`start_lookup`]) and keeps the old endpoint until it resolves.
+    fn update(&self, myself: &ActorRef<PeerMsg>, st: &mut PeerActorState, new: PeerConfig) {
         let old = std::mem::replace(&mut st.config, new.clone());
         if old.allowed_ips != new.allowed_ips {
             st.dp
                 .router
                 .set_allowed_ips(&new.public_key, &new.allowed_ips);
         }
-        // `Some(new)` when the endpoint in force changes: to the resolved address, or to none
-        // when the configuration clears it. A name that does not resolve keeps the old one.
+        // `Some(new)` when the endpoint in force changes now: to the address, or to none when
+        // the configuration clears it. A name keeps the old one until it resolves.
         let endpoint = if old.endpoint != new.endpoint {
+            st.lookup_generation += 1;
+            st.lookup = None;
+            st.retry = None;
+            st.lookups = LookupSchedule::scaled(st.dp.timer_divisor);
+            let named = matches!(new.endpoint, Some(Endpoint::Host { .. }));
+            st.handle.unresolved.store(named, Ordering::Relaxed);
             match &new.endpoint {
-                Some(e) => resolve(e).await.map(Some),
+                Some(Endpoint::Addr(a)) => Some(Some(*a)),
+                Some(Endpoint::Host { .. }) => None,
                 None => Some(None),
             }
         } else {
@@ -280,6 +380,9 @@ impl PeerActor {
             }
         });
         tracing::info!(peer = %label(&new), "peer updated");
+        if old.endpoint != new.endpoint {
+            start_lookup(myself, st);
+        }
     }
 
     async fn on_wake(&self, myself: &ActorRef<PeerMsg>, st: &mut PeerActorState) {

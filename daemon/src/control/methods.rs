@@ -107,7 +107,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
 
 async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Value, RpcError> {
     match method {
-        "show" => to_value(&daemon.show()),
+        "show" => to_value(&daemon.show_live().await),
         "peer.list" => to_value(&daemon.show().peers),
         "peer.show" => {
             let sel: PeerSelector = required(p)?;

@@ -54,6 +54,9 @@ pub struct PeerHandle {
     pub rearm: Notify,
     /// Set while a wake is queued for the actor, so wakes do not pile up.
     pub wake_queued: AtomicBool,
+    /// Set while the configured host name has not resolved (the first lookup is under way,
+    /// or the last one failed), for `show`'s `endpoint_unresolved`.
+    pub unresolved: AtomicBool,
 }
 
 impl std::fmt::Debug for PeerHandle {
@@ -76,6 +79,7 @@ impl PeerHandle {
             wake: Notify::new(),
             rearm: Notify::new(),
             wake_queued: AtomicBool::new(false),
+            unresolved: AtomicBool::new(false),
         }
     }
 

@@ -165,9 +165,9 @@ impl Root {
     /// Starts a PeerActor for each configuration, up to [`PEER_SPAWN_WINDOW`] at once.
     ///
     /// A PeerActor's `pre_start` runs in the task that spawns it, and costs one X25519 (the
-    /// peer's static-static secret) plus a hostname lookup for a named endpoint. One spawn
-    /// after the other, 10,000 peers took 0.8 s on one core; spawned from tasks of their own
-    /// they use every worker thread, and slow lookups overlap. The window keeps the memory
+    /// peer's static-static secret); a host name is looked up afterwards, in the background.
+    /// One spawn after the other, 10,000 peers took 0.8 s on one core; spawned from tasks of
+    /// their own they use every worker thread. The window keeps the memory
     /// of spawns in progress small (all 10,000 at once left the heap 30 MiB larger).
     pub(crate) async fn spawn_peers(
         myself: &ActorRef<RootMsg>,
@@ -314,6 +314,17 @@ impl Actor for Root {
             paths: Default::default(),
             control_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
             uapi_clients: Arc::new(crate::accept::ClientLimit::new(max_clients)),
+            kernel_link: if args.configless {
+                match crate::kernel_link::KernelLink::new(&config.interface.name) {
+                    Ok(link) => Some(link),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "show will report the configured MTU and addresses, not the kernel's");
+                        None
+                    }
+                }
+            } else {
+                None
+            },
         });
         let (config_actor, _) = Actor::spawn_linked(
             None,

@@ -465,6 +465,19 @@ impl Peer {
     pub fn set_endpoint(&mut self, endpoint: Option<SocketAddr>) {
         self.endpoint = endpoint;
     }
+    /// Sets the endpoint a configured host name resolved to. A peer that had no endpoint until
+    /// now sends what waited for one, as if it had known the address from the start: its
+    /// queued packets (after a handshake) or, with a persistent keepalive, a keepalive.
+    pub fn set_resolved_endpoint(&mut self, endpoint: SocketAddr, now: Instant) {
+        if self.endpoint.replace(endpoint).is_some() {
+            return;
+        }
+        if !self.queue.is_empty() {
+            self.flush_queue(now);
+        } else if self.persistent_keepalive.is_some() {
+            self.send_keepalive(now);
+        }
+    }
     /// Sets the preshared key (takes effect from the next handshake).
     pub fn set_preshared_key(&mut self, psk: Option<PresharedKey>) {
         self.psk = psk.unwrap_or_default();
@@ -1309,6 +1322,39 @@ mod tests {
         p.encapsulate(&packet, &mut out, now).expect("queued");
         assert!(p.has_events());
         assert_eq!(p.poll_event(), Some(PeerEvent::QueueDropped { packets: 1 }));
+    }
+
+    /// A name that resolves after the peer started: what waited for an endpoint leaves at once
+    /// (a handshake initiation), and a later change of address sends nothing by itself.
+    #[test]
+    fn a_resolved_endpoint_sends_what_waited_for_it() {
+        let now = Instant::now();
+        let mut p = lonely_peer(16);
+        let mut out = [0u8; 256];
+        p.encapsulate(&[0x45u8; 60], &mut out, now).expect("queued");
+        assert!(p.poll_transmit().is_none(), "nowhere to send yet");
+        let a: SocketAddr = "192.0.2.1:51820".parse().unwrap();
+        p.set_resolved_endpoint(a, now);
+        let t = p
+            .poll_transmit()
+            .expect("an initiation once the endpoint is known");
+        assert_eq!(t.dst, a);
+        assert_eq!(t.payload.len(), INITIATION_LEN);
+        assert_eq!(p.state(), PeerState::Handshaking);
+        let b: SocketAddr = "192.0.2.2:51820".parse().unwrap();
+        p.set_resolved_endpoint(b, now);
+        assert_eq!(p.endpoint(), Some(b));
+        assert!(p.poll_transmit().is_none());
+
+        // With a persistent keepalive and nothing queued, the keepalive is what waited.
+        let mut k = lonely_peer(16);
+        k.set_persistent_keepalive(Some(Duration::from_secs(25)), now);
+        while k.poll_transmit().is_some() {}
+        k.set_resolved_endpoint(a, now);
+        assert!(
+            k.poll_transmit().is_some(),
+            "a keepalive starts a handshake"
+        );
     }
 
     #[test]

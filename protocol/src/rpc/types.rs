@@ -216,6 +216,10 @@ pub struct PeerInfo {
     pub public_key: String,
     /// Current endpoint (`ip:port` / `[ip]:port`), if known.
     pub endpoint: Option<String>,
+    /// The configured `host:port` while its name has not resolved (the first lookup is under
+    /// way, or the last one failed and is being retried); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_unresolved: Option<String>,
     /// Allowed IPs in CIDR form.
     pub allowed_ips: Vec<String>,
     /// "online", "handshaking", "offline" (later also "failed").
