@@ -200,7 +200,7 @@ pub fn encode_addr(a: &SocketAddr, out: &mut [u8; ADDR_LEN]) {
 }
 
 /// Parses candidates at the end of a message: count byte then exactly `count` addresses.
-fn parse_candidates(b: &[u8], t: u8) -> Result<Candidates, ParseError> {
+pub(crate) fn parse_candidates(b: &[u8], t: u8) -> Result<Candidates, ParseError> {
     let (&n, rest) = b.split_first().ok_or(ParseError::Length(t))?;
     let n = n as usize;
     if n > MAX_CANDIDATES {

@@ -5,6 +5,7 @@
 //!   hub-issued nonce and the observed source) and the end-to-end sealed signaling envelope
 //!   (keyed by DH of the two peers' static keys, a label distinct from WireGuard's).
 
+pub mod client;
 pub mod messages;
 pub mod seal;
 

@@ -1,0 +1,405 @@
+//! A peer's side of one hub, sans-IO: registration with proof of the WireGuard private key,
+//! renewal before the registration expires, presence lookups and sealed "call me maybe"
+//! signals (docs/hub-protocol.md).
+//!
+//! Time is passed in; datagrams for the hub come out of [`HubClient::poll_transmit`] (the
+//! caller sends them to the hub from the WireGuard socket) and what the hub says comes out of
+//! [`HubClient::poll_event`].
+//!
+//! The registration proof binds the peer's source address as the hub sees it (`observed`).
+//! The client learns it from the hub's STUN answer (the caller passes it to
+//! [`HubClient::set_observed`]) and then from each `Registered`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use x25519_dalek::StaticSecret;
+
+use super::messages::{
+    encode_addr, Candidates, Message, ParseError, ADDR_LEN, KEY_LEN, MAX_CANDIDATES,
+    MAX_ENVELOPE_LEN, MAX_MESSAGE_LEN,
+};
+use super::seal::{
+    envelope_key, open_envelope, registration_proof, seal_envelope, ENVELOPE_NONCE_LEN,
+    ENVELOPE_OVERHEAD,
+};
+use crate::noise::crypto;
+
+/// First wait for the hub's answer. A hub is usually tens of milliseconds away; one second
+/// covers a slow link without making a lost datagram cost long.
+pub const HUB_RETRY_BASE: Duration = Duration::from_secs(1);
+/// The wait doubles up to this: a hub that is down is tried twice a minute, so a peer is
+/// back within 30 s of the hub's return.
+pub const HUB_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Unanswered attempts before the hub counts as `failed` (1 + 2 + 4 s: a hub that has not
+/// answered in 7 s is unreachable for a user looking at `vpnctl show`).
+pub const HUB_FAIL_AFTER: u32 = 3;
+/// Renew when this fraction of the registration's lifetime has passed (1/2: one lost renewal
+/// and its retries still fit before it expires).
+pub const RENEW_DIVISOR: u32 = 2;
+/// Never renew more often than this, whatever TTL a hub announces (a hostile or buggy hub
+/// saying `ttl 0` must not make us spin).
+pub const MIN_RENEW: Duration = Duration::from_secs(5);
+
+/// Version byte of a signaling payload.
+const PAYLOAD_VERSION: u8 = 1;
+/// Payload type: "call me maybe", the sender's candidates.
+const PAYLOAD_CALL_ME_MAYBE: u8 = 1;
+
+/// How the client stands with its hub (`state` in `vpnctl show`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubState {
+    /// Registering (or waiting for our observed address).
+    Connecting,
+    /// Registered and renewing.
+    Connected,
+    /// [`HUB_FAIL_AFTER`] attempts in a row went unanswered; still retrying.
+    Failed,
+}
+
+/// What the hub told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubEvent {
+    /// Registered (first time or after a loss); `observed` is our address as the hub saw it.
+    Registered {
+        /// Our server-reflexive address.
+        observed: SocketAddr,
+    },
+    /// The registration lapsed (no renewal answered before it expired).
+    Lost,
+    /// The answer to a lookup.
+    Presence {
+        /// The peer looked up.
+        peer: [u8; KEY_LEN],
+        /// Its address as the hub sees it; `None` when it is not registered.
+        observed: Option<SocketAddr>,
+        /// Its announced (local) candidates.
+        candidates: Vec<SocketAddr>,
+    },
+    /// A peer asked us to probe its candidates ("call me maybe").
+    CallMeMaybe {
+        /// The sender.
+        peer: [u8; KEY_LEN],
+        /// Its candidates.
+        candidates: Vec<SocketAddr>,
+    },
+}
+
+/// Why a datagram from the hub was not used (the daemon counts these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HubClientError {
+    /// Not a hub message.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A message a hub does not send to a peer, or one we did not ask for.
+    #[error("unexpected hub message")]
+    Unexpected,
+    /// A signal whose envelope did not open (forged, or for another key).
+    #[error("signal envelope did not open")]
+    Envelope,
+}
+
+/// One hub, from a peer's side.
+pub struct HubClient {
+    hub_key: [u8; KEY_LEN],
+    own_secret: StaticSecret,
+    own_key: [u8; KEY_LEN],
+    candidates: Candidates,
+    observed: Option<SocketAddr>,
+    state: HubState,
+    registered_until: Option<Instant>,
+    /// When to send the next hello (registration or renewal); `None` while waiting for our
+    /// observed address.
+    next_hello: Option<Instant>,
+    /// An attempt in flight: when its hello went out, and whether the challenge came.
+    attempt: Option<Instant>,
+    unanswered: u32,
+    rtt: Option<Duration>,
+    rng: ChaCha20Rng,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<HubEvent>,
+}
+
+impl std::fmt::Debug for HubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubClient")
+            .field("state", &self.state)
+            .field("observed", &self.observed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubClient {
+    /// A client of the hub with public key `hub_key`, for the peer with `own_secret`. It
+    /// starts registering once it knows its observed address ([`HubClient::set_observed`]).
+    pub fn new(
+        hub_key: [u8; KEY_LEN],
+        own_secret: StaticSecret,
+        seed: [u8; 32],
+        _now: Instant,
+    ) -> Self {
+        let own_key = crypto::public_key(&own_secret);
+        HubClient {
+            hub_key,
+            own_secret,
+            own_key,
+            candidates: Candidates::default(),
+            observed: None,
+            state: HubState::Connecting,
+            registered_until: None,
+            next_hello: None,
+            attempt: None,
+            unanswered: 0,
+            rtt: None,
+            rng: ChaCha20Rng::from_seed(seed),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Our address as the hub sees it (from its STUN answer). A change re-registers at once,
+    /// since the registration (and what the hub tells other peers) holds the old one.
+    pub fn set_observed(&mut self, observed: SocketAddr, now: Instant) {
+        if self.observed != Some(observed) {
+            self.observed = Some(observed);
+            self.hello_now(now);
+        }
+    }
+
+    /// The local candidates announced with the registration (at most
+    /// [`MAX_CANDIDATES`]); a change re-registers at once.
+    pub fn set_candidates(&mut self, addrs: &[SocketAddr], now: Instant) {
+        let c = Candidates::from_slice(&addrs[..addrs.len().min(MAX_CANDIDATES)]);
+        if c != self.candidates {
+            self.candidates = c;
+            if self.observed.is_some() {
+                self.hello_now(now);
+            }
+        }
+    }
+
+    fn hello_now(&mut self, now: Instant) {
+        self.next_hello = Some(now);
+        self.attempt = None;
+        self.handle_timeout(now);
+    }
+
+    /// How we stand with the hub.
+    pub fn state(&self) -> HubState {
+        self.state
+    }
+
+    /// Round trip of the last hello answered by a challenge.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Asks where `peer` is; the answer comes as [`HubEvent::Presence`].
+    pub fn lookup(&mut self, peer: &[u8; KEY_LEN]) {
+        self.send(&Message::Lookup { peer: *peer });
+    }
+
+    /// Sends `peer`, through the hub, our candidates sealed so only it can read them. Does
+    /// nothing for a key DH refuses (a low-order point).
+    pub fn call_me_maybe(&mut self, peer: &[u8; KEY_LEN], candidates: &[SocketAddr]) {
+        let Ok(key) = envelope_key(&self.own_secret, peer) else {
+            return;
+        };
+        let cands = Candidates::from_slice(&candidates[..candidates.len().min(MAX_CANDIDATES)]);
+        let mut payload = [0u8; 3 + MAX_CANDIDATES * ADDR_LEN];
+        payload[0] = PAYLOAD_VERSION;
+        payload[1] = PAYLOAD_CALL_ME_MAYBE;
+        payload[2] = cands.as_slice().len() as u8;
+        let mut len = 3;
+        for c in cands.as_slice() {
+            let mut e = [0; ADDR_LEN];
+            encode_addr(c, &mut e);
+            payload[len..len + ADDR_LEN].copy_from_slice(&e);
+            len += ADDR_LEN;
+        }
+        let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        let mut envelope = [0u8; MAX_ENVELOPE_LEN];
+        let Ok(n) = seal_envelope(
+            &key,
+            &nonce,
+            &self.own_key,
+            peer,
+            &payload[..len],
+            &mut envelope,
+        ) else {
+            return;
+        };
+        self.send(&Message::Signal {
+            to: *peer,
+            from: self.own_key,
+            envelope: &envelope[..n],
+        });
+    }
+
+    fn send(&mut self, m: &Message<'_>) {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        if let Ok(n) = m.encode(&mut buf) {
+            self.transmits.push_back(buf[..n].to_vec());
+        }
+    }
+
+    /// Handles a datagram that came from the hub's address.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), HubClientError> {
+        match Message::parse(data)? {
+            Message::Challenge { nonce } => {
+                let (Some(sent), Some(observed)) = (self.attempt, self.observed) else {
+                    return Err(HubClientError::Unexpected);
+                };
+                self.rtt = Some(now.saturating_duration_since(sent));
+                let proof = registration_proof(
+                    &self.own_secret,
+                    &self.hub_key,
+                    &self.own_key,
+                    &self.hub_key,
+                    &nonce,
+                    &observed,
+                    &self.candidates,
+                )
+                .map_err(|_| HubClientError::Unexpected)?;
+                let register = Message::Register {
+                    peer: self.own_key,
+                    nonce,
+                    proof,
+                    candidates: self.candidates,
+                };
+                self.send(&register);
+                Ok(())
+            }
+            Message::Registered { observed, ttl_secs } => {
+                if self.attempt.is_none() {
+                    return Err(HubClientError::Unexpected);
+                }
+                self.attempt = None;
+                self.unanswered = 0;
+                let ttl = Duration::from_secs(u64::from(ttl_secs));
+                self.registered_until = Some(now + ttl);
+                self.next_hello = Some(now + (ttl / RENEW_DIVISOR).max(MIN_RENEW));
+                let was = self.state;
+                self.state = HubState::Connected;
+                let moved = self.observed != Some(observed);
+                self.observed = Some(observed);
+                if was != HubState::Connected || moved {
+                    self.events.push_back(HubEvent::Registered { observed });
+                }
+                if moved {
+                    // The proof was for the old address; register the new one now.
+                    self.hello_now(now);
+                }
+                Ok(())
+            }
+            Message::Presence {
+                peer,
+                observed,
+                candidates,
+            } => {
+                self.events.push_back(HubEvent::Presence {
+                    peer,
+                    observed,
+                    candidates: candidates.as_slice().to_vec(),
+                });
+                Ok(())
+            }
+            Message::Signal { to, from, envelope } => {
+                if to != self.own_key {
+                    return Err(HubClientError::Unexpected);
+                }
+                let key =
+                    envelope_key(&self.own_secret, &from).map_err(|_| HubClientError::Envelope)?;
+                let mut payload = [0u8; MAX_ENVELOPE_LEN];
+                if envelope.len() < ENVELOPE_OVERHEAD {
+                    return Err(HubClientError::Envelope);
+                }
+                let n = open_envelope(&key, &from, &to, envelope, &mut payload)
+                    .map_err(|_| HubClientError::Envelope)?;
+                let candidates = parse_call_me_maybe(&payload[..n])?;
+                self.events.push_back(HubEvent::CallMeMaybe {
+                    peer: from,
+                    candidates,
+                });
+                Ok(())
+            }
+            Message::Hello { .. } | Message::Register { .. } | Message::Lookup { .. } => {
+                Err(HubClientError::Unexpected)
+            }
+        }
+    }
+
+    /// Drives hellos, retries and renewals.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(until) = self.registered_until {
+            if now >= until {
+                self.registered_until = None;
+                if self.state == HubState::Connected {
+                    self.state = HubState::Connecting;
+                    self.events.push_back(HubEvent::Lost);
+                }
+            }
+        }
+        let Some(at) = self.next_hello else { return };
+        if now < at || self.observed.is_none() {
+            return;
+        }
+        if self.attempt.is_some() {
+            // The previous attempt went unanswered.
+            self.unanswered += 1;
+            if self.unanswered >= HUB_FAIL_AFTER && self.registered_until.is_none() {
+                self.state = HubState::Failed;
+            }
+        }
+        self.attempt = Some(now);
+        self.send(&Message::Hello { peer: self.own_key });
+        let wait = HUB_RETRY_BASE
+            .saturating_mul(1 << self.unanswered.min(5))
+            .min(HUB_RETRY_MAX);
+        self.next_hello = Some(now + wait);
+    }
+
+    /// When to call [`HubClient::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.next_hello, self.registered_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next datagram to send to the hub.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+}
+
+fn parse_call_me_maybe(p: &[u8]) -> Result<Vec<SocketAddr>, HubClientError> {
+    match p {
+        [PAYLOAD_VERSION, PAYLOAD_CALL_ME_MAYBE, count, rest @ ..]
+            if usize::from(*count) <= MAX_CANDIDATES
+                && rest.len() == usize::from(*count) * ADDR_LEN =>
+        {
+            // The candidate list encoding is the hub messages' own: reuse its parser.
+            let mut framed = [0u8; 1 + MAX_CANDIDATES * ADDR_LEN];
+            framed[0] = *count;
+            framed[1..1 + rest.len()].copy_from_slice(rest);
+            super::messages::parse_candidates(&framed[..1 + rest.len()], 0)
+                .map(|c| c.as_slice().to_vec())
+                .map_err(|_| HubClientError::Envelope)
+        }
+        _ => Err(HubClientError::Envelope),
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
