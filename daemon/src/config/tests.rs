@@ -562,20 +562,23 @@ fn bad_interface_names() {
     }
 }
 
+/// What every IPv4-only MTU refusal adds: why the bounds are what they are.
+const V4_MTU: &str = " (576 is IPv4's minimum datagram size; 65535 is the largest IP packet)";
+
 #[test]
 fn mtu_range() {
     assert_only_error(
         &with_interface("  mtu: 575\n"),
-        "vpn0.yaml: interface.mtu: 575 is out of range: must be 576 to 65535",
+        &format!("vpn0.yaml: interface.mtu: 575 is out of range: must be 576 to 65535{V4_MTU}"),
     );
     assert_only_error(
         &with_interface("  mtu: 65536\n"),
-        "vpn0.yaml: interface.mtu: 65536 is out of range: must be 576 to 65535",
+        &format!("vpn0.yaml: interface.mtu: 65536 is out of range: must be 576 to 65535{V4_MTU}"),
     );
     assert_only_error(
         &with_interface("  addresses: [10.0.0.1/24, fd10::1/64]\n  mtu: 1279\n"),
-        "vpn0.yaml: interface.mtu: 1279 is out of range: must be 1280 to 65535 (IPv6 is \
-         configured, which needs at least 1280)",
+        "vpn0.yaml: interface.mtu: 1279 is out of range: must be 1280 to 65535 (1280 is IPv6's \
+         minimum link MTU and an address is IPv6; 65535 is the largest IP packet)",
     );
     let c = parse(&with_interface("  addresses: [10.0.0.1/24]\n  mtu: 576\n")).unwrap();
     assert_eq!(c.interface.mtu, 576);
@@ -850,7 +853,8 @@ fn all_problems_are_reported_at_once() {
              private_key, private_key_file, listen_port, addresses, mtu, rekey_after_bytes, fwmark",
             "vpn0.yaml: interface.name: invalid interface name `bad name`: contains whitespace",
             "vpn0.yaml: interface.private_key: key must be 32 bytes, got 3",
-            "vpn0.yaml: interface.mtu: 1 is out of range: must be 576 to 65535",
+            "vpn0.yaml: interface.mtu: 1 is out of range: must be 576 to 65535 (576 is IPv4's \
+             minimum datagram size; 65535 is the largest IP packet)",
             "vpn0.yaml: peers[0].public_key: not valid base64",
             "vpn0.yaml: peers[0].endpoint: invalid endpoint `x`: missing `:port` (write \
              host:port, IPv4:port or [IPv6]:port)",

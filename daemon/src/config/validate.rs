@@ -8,7 +8,7 @@ use super::error::{Problem, ProblemKind};
 use super::schema::{self, Int, RawControl, RawInterface, RawPeer};
 use super::{
     default_socket, ControlConfig, InterfaceConfig, PeerConfig, DEFAULT_MTU,
-    DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN, MIN_MTU, MIN_MTU_IPV6,
+    DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN,
 };
 use super::{keyfile, path};
 use config::{Map, Value, ValueKind};
@@ -237,18 +237,15 @@ impl Checker<'_> {
         let addresses = self.cidrs(raw.addresses, &p("addresses"));
         let has_ipv6 = addresses.iter().any(Cidr::is_ipv6);
 
-        let (min_mtu, note) = if has_ipv6 {
-            (
-                MIN_MTU_IPV6,
-                Some("IPv6 is configured, which needs at least 1280"),
-            )
-        } else {
-            (MIN_MTU, None)
-        };
         let mtu = raw
             .mtu
-            .and_then(|v| self.in_range(v, min_mtu.into(), Some(65535), note, &p("mtu")))
-            .and_then(|v| u16::try_from(v).ok())
+            .and_then(|Int(v)| match super::mtu_problem(v, has_ipv6) {
+                Some(kind) => {
+                    self.problem(p("mtu"), kind);
+                    None
+                }
+                None => u16::try_from(v).ok(),
+            })
             .unwrap_or(DEFAULT_MTU);
 
         let rekey_after_bytes = raw
