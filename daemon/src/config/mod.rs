@@ -18,6 +18,7 @@
 mod cidr;
 mod endpoint;
 mod error;
+mod hints;
 mod keyfile;
 mod path;
 mod schema;
@@ -279,6 +280,9 @@ pub fn parse_str(
     origin: &str,
     base_dir: &Path,
 ) -> Result<Config, ConfigError> {
+    if let Some(p) = hints::wg_quick(text, origin) {
+        return Err(ConfigError::new(origin, vec![p]));
+    }
     let root = syntax::parse(text, format).map_err(|p| ConfigError::new(origin, p))?;
     let mut problems = Vec::new();
     let mut warnings = Vec::new();

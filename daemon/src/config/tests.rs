@@ -1050,3 +1050,60 @@ mod fuzz {
         }
     }
 }
+
+/// Issue 9: an unquoted IPv6 endpoint is a YAML syntax error a line away from the cause; the
+/// error is followed by how to write it.
+#[test]
+fn an_unquoted_ipv6_endpoint_gets_a_hint_to_quote_it() {
+    let text = with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: [fd77::1]:51820\n");
+    let lines = error_lines(&text);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("vpn0.yaml: syntax error: "),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1],
+        "vpn0.yaml: line 7: quote it: `endpoint: \"[fd77::1]:51820\"` (unquoted, YAML reads \
+         `[...]` as a list)"
+    );
+    let toml = format!(
+        "[interface]\nname = \"vpn0\"\nprivate_key = \"{PRIV}\"\n[[peers]]\npublic_key = \
+         \"{PUB1}\"\nallowed_ips = []\nendpoint = [fd77::1]:51820\n"
+    );
+    let e = parse_str(&toml, Format::Toml, "t.toml", Path::new("/")).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("t.toml: line 7: quote it: `endpoint = \"[fd77::1]:51820\"` (TOML strings are always quoted)"),
+        "{e}"
+    );
+    // Quoted, it is an endpoint.
+    let ok = with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: \"[fd77::1]:51820\"\n");
+    assert!(parse(&ok).is_ok());
+}
+
+/// Issue 9: a wg-quick file is named as one, with the command that converts it.
+#[test]
+fn a_wg_quick_file_points_at_vpnctl_import() {
+    let text = format!(
+        "[Interface]\nPrivateKey = {PRIV}\nListenPort = 51820\nAddress = 10.0.0.1/24\n\n[Peer]\n\
+         PublicKey = {PUB1}\nAllowedIPs = 10.0.0.2/32\nEndpoint = [fd77::1]:51820\n"
+    );
+    let lines = error_lines(&text);
+    assert_eq!(
+        lines,
+        ["vpn0.yaml: this looks like a wg-quick file ([Interface], PrivateKey = ...), not a vpnd \
+          configuration; convert it with `vpnctl import vpn0.yaml -o vpn0.vpnd.yaml`"]
+    );
+}
+
+/// Issue 9: without a port, `endpoint: [fd77::1]` parses, as a list; the type error says how
+/// to write it.
+#[test]
+fn a_bracketed_endpoint_read_as_a_list_gets_a_hint() {
+    assert_only_error(
+        &with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: [fd77::1]\n"),
+        "vpn0.yaml: peers[0].endpoint: expected a string, found a list; an IPv6 endpoint is \
+         written in brackets with its port, in quotes: `endpoint: \"[fd77::1]:51820\"`",
+    );
+}

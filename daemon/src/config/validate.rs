@@ -10,7 +10,7 @@ use super::{
     default_socket, ControlConfig, InterfaceConfig, PeerConfig, DEFAULT_MTU,
     DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN,
 };
-use super::{keyfile, path};
+use super::{hints, keyfile, path};
 use config::{Map, Value, ValueKind};
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::collections::HashMap;
@@ -366,7 +366,16 @@ impl Checker<'_> {
         let mut cross = CrossPeer::default();
         for (i, value) in list.into_iter().enumerate() {
             let at = path::index(AT, i);
-            if let Some(raw) = schema::decode::<RawPeer>(value, &at, self.problems) {
+            let listed = hints::listed_endpoint(&value);
+            let decoded = schema::decode::<RawPeer>(value, &at, self.problems);
+            if let Some(address) = listed {
+                hints::quote_listed_endpoint(
+                    self.problems,
+                    &path::field(&at, "endpoint"),
+                    &address,
+                );
+            }
+            if let Some(raw) = decoded {
                 if let Some(peer) = self.peer(raw, i, &at, own_key.as_ref(), &mut cross) {
                     peers.push(peer);
                 }
