@@ -1,7 +1,7 @@
 //! Live reconfiguration: the difference between the running configuration and a new one, and
 //! the consistency checks every runtime change passes (reload, JSON-RPC, UAPI alike).
 
-use crate::config::{Config, PeerConfig, MIN_MTU, MIN_MTU_IPV6};
+use crate::config::{mtu_problem, Config, PeerConfig};
 use protocol::allowed_ips::IpPrefix;
 use protocol::keys::PublicKey;
 use serde::Serialize;
@@ -226,16 +226,8 @@ pub fn check(old: &Config, new: &Config) -> Result<(), Vec<String>> {
         problems.push("interface.name: the interface cannot be renamed at runtime".to_string());
     }
     let ni = &new.interface;
-    let min = if ni.addresses.iter().any(|a| a.is_ipv6()) {
-        MIN_MTU_IPV6
-    } else {
-        MIN_MTU
-    };
-    if ni.mtu < min {
-        problems.push(format!(
-            "interface.mtu: {} is out of range: must be {min} to 65535",
-            ni.mtu
-        ));
+    if let Some(kind) = mtu_problem(ni.mtu.into(), ni.addresses.iter().any(|a| a.is_ipv6())) {
+        problems.push(format!("interface.mtu: {kind}"));
     }
     let own = ni.public_key();
     let mut keys = HashSet::new();
@@ -261,11 +253,13 @@ pub fn check(old: &Config, new: &Config) -> Result<(), Vec<String>> {
         }
         for a in &p.allowed_ips {
             let m = a.masked();
-            if let Some(j) = claims.insert(m, i) {
-                if j != i {
-                    problems.push(format!(
-                        "peers[{i}].allowed_ips: {m} is already an allowed IP of peers[{j}]"
-                    ));
+            match claims.get(&m) {
+                Some(&j) if j != i => {
+                    problems.push(allowed_ip_taken(old, &new.peers[j], p, m));
+                }
+                Some(_) => {}
+                None => {
+                    claims.insert(m, i);
                 }
             }
         }
@@ -280,6 +274,37 @@ pub fn check(old: &Config, new: &Config) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// How a peer is named in a runtime refusal: the way the API selects it, by name if it has
+/// one, else by public key (its index in the file means nothing to an API client).
+fn api_label(p: &PeerConfig) -> String {
+    match &p.name {
+        Some(n) => n.clone(),
+        None => p.public_key.to_string(),
+    }
+}
+
+/// The refusal for prefix `m` claimed by both `first` and `second` (later in the list). It is
+/// said of the peer the change touched (new, or its allowed IPs edited) and names the other,
+/// so `peer update alice --allowed-ips ...` is told which peer already has the prefix.
+fn allowed_ip_taken(old: &Config, first: &PeerConfig, second: &PeerConfig, m: IpPrefix) -> String {
+    let touched = |p: &PeerConfig| {
+        old.peers
+            .iter()
+            .find(|o| o.public_key == p.public_key)
+            .is_none_or(|o| o.allowed_ips != p.allowed_ips)
+    };
+    let (subject, holder) = if touched(second) || !touched(first) {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    format!(
+        "peer {}: allowed_ips: {m} is already an allowed IP of peer {}; remove it there first",
+        api_label(subject),
+        api_label(holder)
+    )
 }
 
 #[cfg(test)]
@@ -354,5 +379,67 @@ mod tests {
         own.peers[0].public_key = own.interface.public_key().unwrap();
         assert!(check(&old, &own).unwrap_err()[0].contains("own public key"));
         assert!(check(&old, &old).is_ok());
+    }
+
+    /// Issue 9: a prefix another peer holds is refused naming that peer as the API knows it
+    /// (by name, else by key), said of the peer the change touched.
+    #[test]
+    fn a_taken_allowed_ip_names_the_peer_holding_it() {
+        let old = cfg(
+            "",
+            &(peer(P1, "10.0.0.2/32") + "    name: alice\n" + &peer(P2, "10.0.0.3/32")),
+        );
+        // peer add (new peer last) of alice's prefix.
+        let mut add = old.clone();
+        let mut carol = cfg("", &peer(P3, "10.0.0.2/32")).peers.remove(0);
+        carol.name = Some("carol".into());
+        add.peers.push(carol);
+        assert_eq!(
+            check(&old, &add).unwrap_err(),
+            [
+                "peer carol: allowed_ips: 10.0.0.2/32 is already an allowed IP of peer alice; \
+              remove it there first"
+            ]
+        );
+        // peer update of alice (first in the list) onto the unnamed peer's prefix.
+        let mut update = old.clone();
+        update.peers[0].allowed_ips = old.peers[1].allowed_ips.clone();
+        assert_eq!(
+            check(&old, &update).unwrap_err(),
+            [format!(
+                "peer alice: allowed_ips: 10.0.0.3/32 is already an allowed IP of peer {P2}; \
+                 remove it there first"
+            )]
+        );
+    }
+
+    /// Issue 9: `interface set --mtu` is refused in the words of the file loader, with the
+    /// reason for the bounds.
+    #[test]
+    fn mtu_refusals_read_like_the_file_loaders() {
+        let file_says = |extra: &str| {
+            let text = format!(
+                "interface:\n  name: vpn0\n  private_key: {A}\n  addresses: [{extra}]\n  mtu: 1000\n"
+            );
+            let e = parse_str(&text, Format::Yaml, "t.yaml", Path::new("/")).unwrap_err();
+            e.to_string().trim_start_matches("t.yaml: ").to_string()
+        };
+        let old = cfg("", "");
+        let mut v6 = old.clone();
+        v6.interface.addresses.push("fd00::1/64".parse().unwrap());
+        v6.interface.mtu = 1000;
+        let said = check(&old, &v6).unwrap_err();
+        assert_eq!(said, [file_says("10.0.0.1/24, fd00::1/64")]);
+        assert!(
+            said[0].contains("1280 is IPv6's minimum link MTU"),
+            "{said:?}"
+        );
+        let mut v4 = old.clone();
+        v4.interface.mtu = 500;
+        let said = check(&old, &v4).unwrap_err();
+        assert!(
+            said[0].contains("must be 576 to 65535 (576 is IPv4's minimum"),
+            "{said:?}"
+        );
     }
 }

@@ -205,3 +205,66 @@ fn invalid_configurations_are_refused_with_the_field_and_reason() {
     );
     assert_eq!(link_names(&ns), links_before, "--check creates nothing");
 }
+
+/// Issue 9: two mistakes the parsers report in their own terms get a message saying what to do:
+/// a wg-quick file given to `--config` (pointing at `vpnctl import`), and an IPv6 endpoint
+/// without quotes (YAML reads `[fd77::1]:51820` as a list and fails a line away).
+#[test]
+fn a_wg_quick_file_and_an_unquoted_endpoint_are_explained() {
+    if !require_root_with(&[]) {
+        return;
+    }
+    let guard = TestGuard::new("a_wg_quick_file_and_an_unquoted_endpoint_are_explained");
+    let ns = guard.netns();
+    let dir = tempfile::Builder::new()
+        .prefix("vpnt-badcfg-")
+        .tempdir()
+        .expect("temporary directory");
+    let (me, peer) = (WgKeys::generate(), WgKeys::generate());
+    let wg = format!(
+        "[Interface]\nPrivateKey = {}\nListenPort = 51820\nAddress = 10.10.0.1/24\n\n[Peer]\n\
+         PublicKey = {}\nAllowedIPs = 10.10.0.2/32\nEndpoint = 192.0.2.1:51820\n",
+        me.private, peer.public
+    );
+    let wg_path = write_config_file(dir.path(), "wg0.conf", &wg);
+    let mut unquoted = VpndConfig::new("vpnbad1", &me).listen_port(51820);
+    unquoted.socket = Some(dir.path().join("control.sock"));
+    unquoted.peers = vec![PeerConfig::new(&peer.public, &["10.10.0.2/32"]).endpoint("ENDPOINT")];
+    let yaml = unquoted
+        .to_yaml()
+        .replace("\"ENDPOINT\"", "[fd77::1]:51820");
+    assert!(yaml.contains("endpoint: [fd77::1]:51820\n"), "{yaml}");
+    let yaml_path = write_config_file(dir.path(), "vpn0.yaml", &yaml);
+
+    let cases = [
+        (
+            &wg_path,
+            format!(
+                "this looks like a wg-quick file ([Interface], PrivateKey = ...), not a vpnd \
+                 configuration; convert it with `vpnctl import {} -o {}`",
+                wg_path.display(),
+                dir.path().join("wg0.yaml").display()
+            ),
+        ),
+        (
+            &yaml_path,
+            "quote it: `endpoint: \"[fd77::1]:51820\"` (unquoted, YAML reads `[...]` as a list)"
+                .to_string(),
+        ),
+    ];
+    for (path, expect) in &cases {
+        for check in [false, true] {
+            let mut args = vec![OsStr::new("--config"), path.as_os_str()];
+            if check {
+                args.insert(0, OsStr::new("--check"));
+            }
+            let out = run_vpnd(&ns, args, RUN_TIMEOUT);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "check {check}: {stderr}");
+            assert!(
+                stderr.contains(expect.as_str()),
+                "check {check}: no {expect:?} in:\n{stderr}"
+            );
+        }
+    }
+}

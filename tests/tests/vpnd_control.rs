@@ -413,8 +413,12 @@ fn peer_methods() {
         &["peer", "add", &ke.public, "--allowed-ips", "10.20.0.7/24"],
         1,
     );
+    // The refusal names the peer holding the prefix as the API knows it (issue 9): by name.
     assert!(
-        err.contains("10.20.0.0/24 is already an allowed IP of peers[2]"),
+        err.contains(&format!(
+            "peer {}: allowed_ips: 10.20.0.0/24 is already an allowed IP of peer carol",
+            ke.public
+        )),
         "{err}"
     );
     let e = ctl.error(
@@ -423,6 +427,12 @@ fn peer_methods() {
         -32000,
     );
     assert!(e["data"].as_array().is_some_and(|d| !d.is_empty()), "{e}");
+    assert!(
+        message(&e).starts_with(
+            "peer eve: allowed_ips: 10.20.0.0/24 is already an allowed IP of peer carol"
+        ),
+        "{e}"
+    );
     let e = ctl.error(
         "peer.add",
         Some(json!({"public_key": ke.public, "allowed_ips": ["10.300.0.0/24"]})),
@@ -603,7 +613,11 @@ fn peer_methods() {
         &["peer", "update", "carl", "--allowed-ips", "10.10.0.2/32"],
         1,
     );
-    assert!(err.contains("already an allowed IP"), "{err}");
+    // Said of the peer being updated (not of alice, who is earlier in the list).
+    assert!(
+        err.contains("peer carl: allowed_ips: 10.10.0.2/32 is already an allowed IP of peer alice"),
+        "{err}"
+    );
     ctl.fails(&["peer", "update", "nobody", "--name", "x"], 1);
     ctl.error(
         "peer.update",
@@ -990,8 +1004,15 @@ fn interface_reload_check_save() {
     );
     let addrs = ns.ip_ok(["-4", "addr", "show", "dev", "vpn0"]);
     assert!(addrs.contains("inet 10.11.0.1/24"), "{addrs}");
+    // The same words as the file loader, with the reason for the bounds (issue 9).
     let err = ctl.fails(&["interface", "set", "--mtu", "100"], 1);
-    assert!(err.starts_with("vpnctl: interface.mtu: "), "{err}");
+    assert!(
+        err.starts_with(
+            "vpnctl: interface.mtu: 100 is out of range: must be 576 to 65535 (576 is IPv4's \
+             minimum datagram size; 65535 is the largest IP packet)"
+        ),
+        "{err}"
+    );
     let err = ctl.fails(&["interface", "set", "--addresses", "10.10.0.300/24"], 1);
     assert!(err.starts_with("vpnctl: addresses[0]: "), "{err}");
     ctl.fails(&["interface", "set"], 2);

@@ -259,6 +259,39 @@ pub enum ProblemKind {
     /// A value that is well-formed but not acceptable here (a duplicate, too many entries).
     #[error("{0}")]
     Invalid(String),
+    /// A value in brackets such as `[fd77::1]:51820` written without quotes on `line`: YAML
+    /// reads the `[` as the start of a list, and TOML quotes every string. Follows the syntax
+    /// error it caused.
+    #[error(
+        "line {line}: quote it: `{key}{} \"{value}\"` ({})",
+        if *.toml { " =" } else { ":" },
+        if *.toml {
+            "TOML strings are always quoted"
+        } else {
+            "unquoted, YAML reads `[...]` as a list"
+        }
+    )]
+    Unquoted {
+        /// Where (1-based).
+        line: usize,
+        /// The field as written.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Whether the file is TOML (else YAML).
+        toml: bool,
+    },
+    /// A wg-quick (INI) file given where a vpnd configuration belongs.
+    #[error(
+        "this looks like a wg-quick file ([Interface], PrivateKey = ...), not a vpnd \
+         configuration; convert it with `vpnctl import {file} -o {yaml}`"
+    )]
+    WgQuick {
+        /// The file, as given.
+        file: String,
+        /// A name for the converted file.
+        yaml: String,
+    },
     /// A bug: a parser panicked on this input. The message is the parser's.
     #[error("internal error while parsing: {0}")]
     Internal(String),

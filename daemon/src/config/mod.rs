@@ -7,7 +7,7 @@
 //! problem found, one per line, each with the file, the field and the reason:
 //!
 //! ```text
-//! vpn0.yaml: interface.mtu: 9 is out of range: must be 576 to 65535
+//! vpn0.yaml: interface.mtu: 9 is out of range: must be 576 to 65535 (576 is IPv4's minimum datagram size; 65535 is the largest IP packet)
 //! vpn0.yaml: peers[1].public_key: not valid base64
 //! ```
 //!
@@ -18,6 +18,7 @@
 mod cidr;
 mod endpoint;
 mod error;
+mod hints;
 mod keyfile;
 mod nat;
 mod path;
@@ -46,6 +47,8 @@ pub const DEFAULT_MTU: u16 = 1420;
 pub const MIN_MTU: u16 = 576;
 /// Smallest MTU accepted once any IPv6 address is configured (IPv6's minimum link MTU).
 pub const MIN_MTU_IPV6: u16 = 1280;
+/// Largest MTU accepted: the largest IP packet.
+pub const MAX_MTU: u16 = 65535;
 /// Bytes sent or received on one keypair before a new handshake, when the file gives none: 1 GiB.
 pub const DEFAULT_REKEY_AFTER_BYTES: u64 = 1 << 30;
 /// Directory of the default control socket, `/run/vpnd/<interface name>.sock`.
@@ -56,6 +59,30 @@ pub const MAX_SOCKET_PATH_LEN: usize = 107;
 /// The default control socket for an interface: `/run/vpnd/<name>.sock`.
 pub fn default_socket(interface_name: &str) -> PathBuf {
     Path::new(DEFAULT_SOCKET_DIR).join(format!("{interface_name}.sock"))
+}
+
+/// Why `mtu` is no valid `interface.mtu` for an interface with (`has_ipv6`) or without an
+/// IPv6 address, if it is not. One function, so that a file, a reload, `vpnctl interface set`
+/// and the JSON-RPC API refuse it in the same words, each with the reason for its bounds.
+pub fn mtu_problem(mtu: i64, has_ipv6: bool) -> Option<ProblemKind> {
+    let (min, note) = if has_ipv6 {
+        (
+            MIN_MTU_IPV6,
+            "1280 is IPv6's minimum link MTU and an address is IPv6; 65535 is the largest IP \
+             packet",
+        )
+    } else {
+        (
+            MIN_MTU,
+            "576 is IPv4's minimum datagram size; 65535 is the largest IP packet",
+        )
+    };
+    (mtu < i64::from(min) || mtu > i64::from(MAX_MTU)).then_some(ProblemKind::OutOfRange {
+        value: mtu,
+        min: min.into(),
+        max: Some(MAX_MTU.into()),
+        note: Some(note),
+    })
 }
 
 /// The syntax a configuration is written in.
@@ -277,6 +304,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// paths are resolved against `base_dir`. Never panics: any input gives `Ok` or an error that
 /// lists every problem found.
 pub fn parse_str(
+    text: &str,
+    format: Format,
+    origin: &str,
+    base_dir: &Path,
+) -> Result<Config, ConfigError> {
+    parse_checked(text, format, origin, base_dir).map_err(|e| {
+        // Only a text vpnd refuses can be a wg-quick file given by mistake; vpnd's own TOML
+        // (`[interface]`, a hub's `address = ...`) must never be taken for one.
+        match hints::wg_quick(text, origin) {
+            Some(p) => ConfigError::new(origin, vec![p]),
+            None => e,
+        }
+    })
+}
+
+fn parse_checked(
     text: &str,
     format: Format,
     origin: &str,

@@ -8,7 +8,7 @@
 
 use super::error::{Problem, ProblemKind};
 use super::Format;
-use super::{path, schema};
+use super::{hints, path, schema};
 use config::{FileFormat, Map, Source, Value};
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,15 +32,29 @@ pub(super) fn parse(text: &str, format: Format) -> Result<Map<String, Value>, Ve
     }
     let file_format = match format {
         Format::Yaml => {
-            guarded(|| prescan_yaml(text)).map_err(fatal)??;
+            guarded(|| prescan_yaml(text))
+                .map_err(fatal)?
+                .map_err(|p| with_hints(p, text, format))?;
             FileFormat::Yaml
         }
         Format::Toml => FileFormat::Toml,
     };
     match guarded(|| config::File::from_str(text, file_format).collect()).map_err(fatal)? {
         Ok(root) => Ok(root),
-        Err(e) => Err(fatal(explain(&syntax_message(e)))),
+        Err(e) => Err(with_hints(fatal(explain(&syntax_message(e))), text, format)),
     }
+}
+
+/// After a syntax error, adds what probably caused it when the text shows it (an unquoted
+/// `[fd77::1]:51820`): the parser's own words point a line away and do not say what to do.
+fn with_hints(mut problems: Vec<Problem>, text: &str, format: Format) -> Vec<Problem> {
+    if problems
+        .iter()
+        .any(|p| matches!(p.kind, ProblemKind::Syntax(_)))
+    {
+        problems.extend(hints::unquoted_brackets(text, format));
+    }
+    problems
 }
 
 /// The reader's complaint as a problem: a document that is not a map is a shape problem, anything

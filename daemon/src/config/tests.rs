@@ -562,20 +562,23 @@ fn bad_interface_names() {
     }
 }
 
+/// What every IPv4-only MTU refusal adds: why the bounds are what they are.
+const V4_MTU: &str = " (576 is IPv4's minimum datagram size; 65535 is the largest IP packet)";
+
 #[test]
 fn mtu_range() {
     assert_only_error(
         &with_interface("  mtu: 575\n"),
-        "vpn0.yaml: interface.mtu: 575 is out of range: must be 576 to 65535",
+        &format!("vpn0.yaml: interface.mtu: 575 is out of range: must be 576 to 65535{V4_MTU}"),
     );
     assert_only_error(
         &with_interface("  mtu: 65536\n"),
-        "vpn0.yaml: interface.mtu: 65536 is out of range: must be 576 to 65535",
+        &format!("vpn0.yaml: interface.mtu: 65536 is out of range: must be 576 to 65535{V4_MTU}"),
     );
     assert_only_error(
         &with_interface("  addresses: [10.0.0.1/24, fd10::1/64]\n  mtu: 1279\n"),
-        "vpn0.yaml: interface.mtu: 1279 is out of range: must be 1280 to 65535 (IPv6 is \
-         configured, which needs at least 1280)",
+        "vpn0.yaml: interface.mtu: 1279 is out of range: must be 1280 to 65535 (1280 is IPv6's \
+         minimum link MTU and an address is IPv6; 65535 is the largest IP packet)",
     );
     let c = parse(&with_interface("  addresses: [10.0.0.1/24]\n  mtu: 576\n")).unwrap();
     assert_eq!(c.interface.mtu, 576);
@@ -850,7 +853,8 @@ fn all_problems_are_reported_at_once() {
              private_key, private_key_file, listen_port, addresses, mtu, rekey_after_bytes, fwmark",
             "vpn0.yaml: interface.name: invalid interface name `bad name`: contains whitespace",
             "vpn0.yaml: interface.private_key: key must be 32 bytes, got 3",
-            "vpn0.yaml: interface.mtu: 1 is out of range: must be 576 to 65535",
+            "vpn0.yaml: interface.mtu: 1 is out of range: must be 576 to 65535 (576 is IPv4's \
+             minimum datagram size; 65535 is the largest IP packet)",
             "vpn0.yaml: peers[0].public_key: not valid base64",
             "vpn0.yaml: peers[0].endpoint: invalid endpoint `x`: missing `:port` (write \
              host:port, IPv4:port or [IPv6]:port)",
@@ -1172,4 +1176,61 @@ mod fuzz {
             }
         }
     }
+}
+
+/// Issue 9: an unquoted IPv6 endpoint is a YAML syntax error a line away from the cause; the
+/// error is followed by how to write it.
+#[test]
+fn an_unquoted_ipv6_endpoint_gets_a_hint_to_quote_it() {
+    let text = with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: [fd77::1]:51820\n");
+    let lines = error_lines(&text);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("vpn0.yaml: syntax error: "),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1],
+        "vpn0.yaml: line 7: quote it: `endpoint: \"[fd77::1]:51820\"` (unquoted, YAML reads \
+         `[...]` as a list)"
+    );
+    let toml = format!(
+        "[interface]\nname = \"vpn0\"\nprivate_key = \"{PRIV}\"\n[[peers]]\npublic_key = \
+         \"{PUB1}\"\nallowed_ips = []\nendpoint = [fd77::1]:51820\n"
+    );
+    let e = parse_str(&toml, Format::Toml, "t.toml", Path::new("/")).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("t.toml: line 7: quote it: `endpoint = \"[fd77::1]:51820\"` (TOML strings are always quoted)"),
+        "{e}"
+    );
+    // Quoted, it is an endpoint.
+    let ok = with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: \"[fd77::1]:51820\"\n");
+    assert!(parse(&ok).is_ok());
+}
+
+/// Issue 9: a wg-quick file is named as one, with the command that converts it.
+#[test]
+fn a_wg_quick_file_points_at_vpnctl_import() {
+    let text = format!(
+        "[Interface]\nPrivateKey = {PRIV}\nListenPort = 51820\nAddress = 10.0.0.1/24\n\n[Peer]\n\
+         PublicKey = {PUB1}\nAllowedIPs = 10.0.0.2/32\nEndpoint = [fd77::1]:51820\n"
+    );
+    let lines = error_lines(&text);
+    assert_eq!(
+        lines,
+        ["vpn0.yaml: this looks like a wg-quick file ([Interface], PrivateKey = ...), not a vpnd \
+          configuration; convert it with `vpnctl import vpn0.yaml -o vpn0.vpnd.yaml`"]
+    );
+}
+
+/// Issue 9: without a port, `endpoint: [fd77::1]` parses, as a list; the type error says how
+/// to write it.
+#[test]
+fn a_bracketed_endpoint_read_as_a_list_gets_a_hint() {
+    assert_only_error(
+        &with_peer("    allowed_ips: [10.0.0.2/32]\n    endpoint: [fd77::1]\n"),
+        "vpn0.yaml: peers[0].endpoint: expected a string, found a list; an IPv6 endpoint is \
+         written in brackets with its port, in quotes: `endpoint: \"[fd77::1]:51820\"`",
+    );
 }

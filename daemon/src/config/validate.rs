@@ -8,9 +8,9 @@ use super::error::{Problem, ProblemKind};
 use super::schema::{self, Int, RawControl, RawInterface, RawPeer};
 use super::{
     default_socket, ControlConfig, InterfaceConfig, PeerConfig, DEFAULT_MTU,
-    DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN, MIN_MTU, MIN_MTU_IPV6,
+    DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN,
 };
-use super::{keyfile, path};
+use super::{hints, keyfile, path};
 use config::{Map, Value, ValueKind};
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::collections::HashMap;
@@ -240,18 +240,15 @@ impl Checker<'_> {
         let addresses = self.cidrs(raw.addresses, &p("addresses"));
         let has_ipv6 = addresses.iter().any(Cidr::is_ipv6);
 
-        let (min_mtu, note) = if has_ipv6 {
-            (
-                MIN_MTU_IPV6,
-                Some("IPv6 is configured, which needs at least 1280"),
-            )
-        } else {
-            (MIN_MTU, None)
-        };
         let mtu = raw
             .mtu
-            .and_then(|v| self.in_range(v, min_mtu.into(), Some(65535), note, &p("mtu")))
-            .and_then(|v| u16::try_from(v).ok())
+            .and_then(|Int(v)| match super::mtu_problem(v, has_ipv6) {
+                Some(kind) => {
+                    self.problem(p("mtu"), kind);
+                    None
+                }
+                None => u16::try_from(v).ok(),
+            })
             .unwrap_or(DEFAULT_MTU);
 
         let rekey_after_bytes = raw
@@ -372,7 +369,16 @@ impl Checker<'_> {
         let mut cross = CrossPeer::default();
         for (i, value) in list.into_iter().enumerate() {
             let at = path::index(AT, i);
-            if let Some(raw) = schema::decode::<RawPeer>(value, &at, self.problems) {
+            let listed = hints::listed_endpoint(&value);
+            let decoded = schema::decode::<RawPeer>(value, &at, self.problems);
+            if let Some(address) = listed {
+                hints::quote_listed_endpoint(
+                    self.problems,
+                    &path::field(&at, "endpoint"),
+                    &address,
+                );
+            }
+            if let Some(raw) = decoded {
                 if let Some(peer) = self.peer(raw, i, &at, own_key.as_ref(), &mut cross) {
                     peers.push(peer);
                 }

@@ -1,6 +1,7 @@
 //! The outer UDP sockets: IPv4 and IPv6 on the same port.
 
 use socket2::{Domain, Protocol, Socket, Type};
+use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,16 +78,103 @@ fn make_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
+/// Why the UDP sockets could not be bound. `Display` names the configuration field and what
+/// to do, since this reaches the operator as is (start-up, reload, `interface set`).
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another socket holds the port (for one family or both).
+    #[error(
+        "interface.listen_port: {port} is already in use{}; another vpnd or WireGuard \
+         interface may listen on it (`ss -ulpn 'sport = :{port}'` shows which): stop it or \
+         choose another port",
+        family.in_use_note()
+    )]
+    InUse {
+        /// The port asked for.
+        port: u16,
+        /// The family whose socket found it taken.
+        family: Family,
+    },
+    /// Any other failure (no permission, no such address, out of descriptors, ...).
+    #[error("interface.listen_port: cannot listen on {family} UDP port {port}: {source}")]
+    Other {
+        /// The port asked for (0: any).
+        port: u16,
+        /// The family whose socket failed.
+        family: Family,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An IP family, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    fn in_use_note(self) -> &'static str {
+        match self {
+            Family::V4 => "",
+            Family::V6 => " (for IPv6)",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+impl BindError {
+    fn new(port: u16, family: Family, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::AddrInUse && port != 0 {
+            BindError::InUse { port, family }
+        } else {
+            BindError::Other {
+                port,
+                family,
+                source,
+            }
+        }
+    }
+}
+
+/// Whether an error from creating or binding the IPv6 socket means this host (or network
+/// namespace) has no IPv6: the one case where running IPv4-only is right. Anything else (the
+/// port taken, no permission) is a real failure that must not be hidden.
+pub fn ipv6_absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EAFNOSUPPORT
+                | libc::EPFNOSUPPORT
+                | libc::EPROTONOSUPPORT
+                | libc::ESOCKTNOSUPPORT
+                | libc::EADDRNOTAVAIL
+        )
+    )
+}
+
 impl UdpSockets {
     /// Binds both families on `port` (0 = any free port, the same for both), with UDP GSO and
     /// GRO where the kernel has them.
-    pub fn bind(port: u16) -> io::Result<Self> {
+    pub fn bind(port: u16) -> Result<Self, BindError> {
         Self::bind_with(port, true)
     }
 
     /// Binds both families on `port`; `offload` says whether to use UDP GSO/GRO when the
-    /// kernel supports them.
-    pub fn bind_with(port: u16, offload: bool) -> io::Result<Self> {
+    /// kernel supports them. Runs IPv4-only only when IPv6 is absent ([`ipv6_absent`]).
+    pub fn bind_with(port: u16, offload: bool) -> Result<Self, BindError> {
         let mut last_err = None;
         // With port 0 the kernel picks the IPv4 port; the IPv6 bind of the same port can race
         // with another program, so retry a few times with a new pick.
@@ -94,38 +182,50 @@ impl UdpSockets {
             let v4 = make_socket(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::UNSPECIFIED,
                 port,
-            )))?;
-            let actual = v4.local_addr()?.port();
-            match make_socket(SocketAddr::V6(SocketAddrV6::new(
+            )))
+            .map_err(|e| BindError::new(port, Family::V4, e))?;
+            let actual = v4
+                .local_addr()
+                .map_err(|e| BindError::new(port, Family::V4, e))?
+                .port();
+            let v6 = match make_socket(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::UNSPECIFIED,
                 actual,
                 0,
                 0,
             ))) {
-                Ok(v6) => {
-                    return Ok(UdpSockets {
-                        v4_offloads: Offloads::detect(&v4, offload),
-                        v6_offloads: Offloads::detect(&v6, offload),
-                        v4: Some(UdpSocket::from_std(v4)?),
-                        v6: Some(UdpSocket::from_std(v6)?),
-                        port: actual,
-                    })
+                Ok(v6) => Some(v6),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && port == 0 => {
+                    last_err = Some(BindError::new(actual, Family::V6, e));
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse && port == 0 => last_err = Some(e),
-                Err(e) => {
-                    // No IPv6 on this host: carry on with IPv4 only.
-                    tracing::warn!(error = %e, "IPv6 UDP socket unavailable; IPv4 only");
-                    return Ok(UdpSockets {
-                        v4_offloads: Offloads::detect(&v4, offload),
-                        v6_offloads: Offloads::default(),
-                        v4: Some(UdpSocket::from_std(v4)?),
-                        v6: None,
-                        port: actual,
-                    });
+                Err(e) if ipv6_absent(&e) => {
+                    tracing::warn!(error = %e, "no IPv6 on this host; listening on IPv4 only");
+                    None
                 }
-            }
+                Err(e) => return Err(BindError::new(port, Family::V6, e)),
+            };
+            let v4_offloads = Offloads::detect(&v4, offload);
+            let v6_offloads = v6
+                .as_ref()
+                .map_or_else(Offloads::default, |s| Offloads::detect(s, offload));
+            let tokio =
+                |s, family| UdpSocket::from_std(s).map_err(|e| BindError::new(port, family, e));
+            return Ok(UdpSockets {
+                v4_offloads,
+                v6_offloads,
+                v4: Some(tokio(v4, Family::V4)?),
+                v6: v6.map(|s| tokio(s, Family::V6)).transpose()?,
+                port: actual,
+            });
         }
-        Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP")))
+        Err(last_err.unwrap_or_else(|| {
+            BindError::new(
+                port,
+                Family::V6,
+                io::Error::other("no port free for both families"),
+            )
+        }))
     }
 
     /// No sockets at all: every send is dropped (returns false). For driving the data plane
@@ -246,5 +346,108 @@ pub fn normalize(a: SocketAddr) -> SocketAddr {
             None => a,
         },
         v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket holding `port` (0: any) for `family` alone, as another program would.
+    fn holder(family: Family, port: u16) -> Option<Socket> {
+        let (domain, addr): (_, SocketAddr) = match family {
+            Family::V4 => (Domain::IPV4, (Ipv4Addr::UNSPECIFIED, port).into()),
+            Family::V6 => (Domain::IPV6, (Ipv6Addr::UNSPECIFIED, port).into()),
+        };
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).ok()?;
+        if family == Family::V6 {
+            s.set_only_v6(true).ok()?;
+        }
+        s.bind(&addr.into()).ok()?;
+        Some(s)
+    }
+
+    fn port_of(s: &Socket) -> u16 {
+        s.local_addr().unwrap().as_socket().unwrap().port()
+    }
+
+    #[test]
+    fn a_taken_ipv4_port_names_the_field_and_the_fix() {
+        let held = holder(Family::V4, 0).expect("an IPv4 UDP socket");
+        let port = port_of(&held);
+        let e = UdpSockets::bind_with(port, false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                BindError::InUse {
+                    family: Family::V4,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("interface.listen_port: {port} is already in use;")),
+            "{msg}"
+        );
+        assert!(msg.contains("choose another port"), "{msg}");
+    }
+
+    /// Issue 15 #7: a taken IPv6 port used to be read as "no IPv6 here" and vpnd ran IPv4-only.
+    #[test]
+    fn a_taken_ipv6_port_is_refused_not_dropped() {
+        let Some(held) = holder(Family::V6, 0) else {
+            eprintln!("no IPv6 on this host; skipped");
+            return;
+        };
+        let port = port_of(&held);
+        // The IPv4 side of that port may be taken by someone else too; then this proves less.
+        if holder(Family::V4, port).is_none() {
+            return;
+        }
+        let e = UdpSockets::bind_with(port, false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                BindError::InUse {
+                    family: Family::V6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "interface.listen_port: {port} is already in use (for IPv6);"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_errors_meaning_no_ipv6_fall_back_to_ipv4() {
+        let os = io::Error::from_raw_os_error;
+        for absent in [
+            libc::EAFNOSUPPORT,
+            libc::EPROTONOSUPPORT,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert!(ipv6_absent(&os(absent)), "{absent}");
+        }
+        for real in [libc::EADDRINUSE, libc::EACCES, libc::EMFILE, libc::ENOBUFS] {
+            assert!(!ipv6_absent(&os(real)), "{real}");
+        }
+        assert!(!ipv6_absent(&io::Error::other("x")));
+    }
+
+    #[tokio::test]
+    async fn any_port_binds_both_families_on_one_port() {
+        let s = UdpSockets::bind_with(0, false).unwrap();
+        let v4 = s.v4.as_ref().unwrap().local_addr().unwrap().port();
+        assert_eq!(v4, s.port());
+        if let Some(v6) = &s.v6 {
+            assert_eq!(v6.local_addr().unwrap().port(), s.port());
+        }
     }
 }

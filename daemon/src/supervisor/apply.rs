@@ -110,7 +110,7 @@ pub(super) async fn apply(
         Some(Some(port)) if port == dp.udp().port() => None,
         Some(port) => Some(Arc::new(
             UdpSockets::bind_with(port.unwrap_or(0), dp.options.offload)
-                .map_err(|e| vec![format!("interface.listen_port: cannot bind: {e}")])?,
+                .map_err(|e| vec![e.to_string()])?,
         )),
         None => None,
     };

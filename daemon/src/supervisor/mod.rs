@@ -230,6 +230,17 @@ impl Actor for Root {
         let cell = myself.get_cell();
         let options = crate::dataplane::DataPlaneOptions::from_env();
 
+        // The sockets first: a port in use is refused before the interface is touched. The
+        // error names the field and the fix; it is the start-up error as is.
+        let udp = Arc::new(UdpSockets::bind_with(
+            config.interface.listen_port.unwrap_or(0),
+            options.offload,
+        )?);
+        if let Some(mark) = config.interface.fwmark {
+            udp.set_mark(mark)
+                .map_err(|e| format!("setting fwmark {mark}: {e}"))?;
+        }
+
         let iface_args = InterfaceArgs {
             tun: TunOptions {
                 offload: options.offload,
@@ -247,14 +258,6 @@ impl Actor for Root {
         let tun = ractor::call_t!(interface, InterfaceMsg::TakeDevice, CALL_TIMEOUT_MS)?
             .ok_or("TUN device already taken")?;
 
-        let udp = Arc::new(
-            UdpSockets::bind_with(config.interface.listen_port.unwrap_or(0), options.offload)
-                .map_err(|e| format!("binding UDP port: {e}"))?,
-        );
-        if let Some(mark) = config.interface.fwmark {
-            udp.set_mark(mark)
-                .map_err(|e| format!("setting fwmark {mark}: {e}"))?;
-        }
         let identity = Arc::new(identity_for(&config.interface.private_key));
         let dp = Arc::new(DataPlane {
             handshakes: HandshakeQueue::new(&identity, random_seed()),

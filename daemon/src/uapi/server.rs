@@ -400,7 +400,7 @@ mod tests {
     fn errnos_for_refusals() {
         let p = |s: &str| vec![s.to_string()];
         assert_eq!(
-            errno_for(&p("interface.listen_port: cannot bind: Address in use")),
+            errno_for(&p("interface.listen_port: 51820 is already in use; ...")),
             errno::EADDRINUSE
         );
         assert_eq!(
