@@ -184,6 +184,8 @@ impl Reader {
             "preup" | "postup" | "predown" | "postdown" => {
                 return self.problem(n, Some(key), ProblemKind::Refused(HOOK_HINT));
             }
+            // `false` is wg-quick's default: nothing to convert.
+            "saveconfig" if value.eq_ignore_ascii_case("false") => return,
             "saveconfig" => return self.problem(n, Some(key), ProblemKind::Refused(SAVE_HINT)),
             "table" if value.eq_ignore_ascii_case("auto") => {
                 return self.warn(

@@ -287,7 +287,7 @@ fn whole_file_rules_are_checked() {
 }
 
 #[test]
-fn off_and_zero_mean_unset() {
+fn off_zero_and_false_mean_unset() {
     let text = format!(
         "[Interface]\nPrivateKey = {PRIV_A}\nListenPort = 0\nFwMark = off\n\
          [Peer]\nPublicKey = {PUB_B}\nPersistentKeepalive = 0\n"
@@ -301,6 +301,8 @@ fn off_and_zero_mean_unset() {
         assert!(!yaml.contains(absent), "{absent} in\n{}", *yaml);
     }
     assert!(yaml.contains("  addresses: []\n"));
+    let save_false = format!("[Interface]\nPrivateKey = {PRIV_A}\nSaveConfig = false\n");
+    assert!(convert(&save_false, "wg0", "wg0.conf").is_ok());
 }
 
 #[test]
