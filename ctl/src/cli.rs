@@ -99,6 +99,8 @@ pub enum Command {
     Pubkey,
     /// Generate a new preshared key and print it in base64
     Genpsk,
+    /// Convert a wg-quick or wg configuration file to vpnd's YAML
+    Import(ImportArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -279,6 +281,23 @@ pub struct CheckArgs {
     /// Print the daemon's answer (the RPC result) as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The wg-quick or `wg` file to convert (`-` reads stdin; then give --name)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write the YAML to OUT (created with mode 0600) instead of stdout
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    /// Interface name [default: FILE's name without its extension: wg0 for wg0.conf]
+    #[arg(long, value_name = "NAME", value_parser = parse_interface)]
+    pub name: Option<String>,
 }
 
 /// A comma-separated list from the command line (`10.0.0.2/32,fd00::2/128`).
@@ -608,6 +627,21 @@ mod tests {
             Command::Check(CheckArgs { ref file, json: false }) if file == Path::new("x.yaml")
         ));
         assert_eq!(usage_error(&["check"]), ErrorKind::MissingRequiredArgument);
+        let cli = parse(&["import", "wg0.conf", "-o", "vpn0.yaml", "--force"]).unwrap();
+        let Command::Import(i) = cli.command else {
+            panic!("not import")
+        };
+        assert_eq!(i.file, Path::new("wg0.conf"));
+        assert_eq!(i.output.as_deref(), Some(Path::new("vpn0.yaml")));
+        assert!(i.force && i.name.is_none());
+        assert_eq!(
+            usage_error(&["import", "wg0.conf", "--force"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            usage_error(&["import", "-", "--name", "a/b"]),
+            ErrorKind::ValueValidation
+        );
         assert_eq!(
             usage_error(&["reload", "--save"]),
             ErrorKind::UnknownArgument

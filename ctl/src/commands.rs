@@ -8,8 +8,9 @@
 //! it (after checking that it has the expected shape).
 
 use crate::cli::{
-    ChangeArgs, CheckArgs, Cli, Command, CompletionsArgs, InterfaceCommand, InterfaceSetArgs,
-    JsonArgs, PeerAddArgs, PeerCommand, PeerRemoveArgs, PeerShowArgs, PeerUpdateArgs, ShowArgs,
+    ChangeArgs, CheckArgs, Cli, Command, CompletionsArgs, ImportArgs, InterfaceCommand,
+    InterfaceSetArgs, JsonArgs, PeerAddArgs, PeerCommand, PeerRemoveArgs, PeerShowArgs,
+    PeerUpdateArgs, ShowArgs,
 };
 use crate::client::{Client, ClientError, DEFAULT_TIMEOUT, EXIT_FAILED, EXIT_OK};
 use crate::keys::{self, KeysError};
@@ -156,6 +157,7 @@ pub fn execute(
         Command::Genkey => print_line(out, &keys::genkey()?),
         Command::Genpsk => print_line(out, &keys::genpsk()?),
         Command::Pubkey => print_line(out, &keys::pubkey_from_reader(io::stdin().lock())?),
+        Command::Import(args) => import(args, out, warn),
         Command::Completions(args) => completions(args, out),
     }
 }
@@ -473,6 +475,66 @@ pub fn read_key_file<K: FromStr<Err = KeyError>>(
     text.parse::<K>()
         .map_err(|e| fail(format!("invalid {what}: {e}")))?;
     Ok(Zeroizing::new(text.to_string()))
+}
+
+/// `import`: converts a wg-quick file; problems are `FILE:LINE: key: problem` lines.
+fn import(args: &ImportArgs, out: &mut dyn Write, warn: &mut dyn Write) -> Result<(), Failure> {
+    let fail = |path: &Path, reason: String| Failure::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => default_import_name(&args.file).map_err(|reason| fail(&args.file, reason))?,
+    };
+    let text = crate::import::output::read_input(&args.file)
+        .map_err(|e| fail(&args.file, e.to_string()))?;
+    let label = if args.file == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        args.file.display().to_string()
+    };
+    let converted = crate::import::convert(&text, &name, &label).map_err(|problems| {
+        Failure::Invalid(problems.iter().map(|p| p.render(&label)).collect())
+    })?;
+    for w in &converted.warnings {
+        writeln!(
+            warn,
+            "vpnctl: warning: {}",
+            render::clean(&w.render(&label))
+        )?;
+    }
+    match &args.output {
+        None => {
+            out.write_all(converted.yaml.as_bytes())?;
+            Ok(out.flush()?)
+        }
+        Some(path) => {
+            crate::import::output::write_output(path, converted.yaml.as_bytes(), args.force)
+                .map_err(|e| fail(path, e.to_string()))?;
+            writeln!(
+                warn,
+                "vpnctl: wrote {0} (interface {name}); check it with `vpnd --check --config {0}`",
+                path.display()
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// The interface name `import` takes from FILE: its name without the extension (`wg0.conf`
+/// gives `wg0`, as wg-quick names the interface), if that is a valid interface name.
+fn default_import_name(file: &Path) -> Result<String, String> {
+    if file == Path::new("-") {
+        return Err("give the interface name with --name when reading stdin".into());
+    }
+    let stem = file
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::cli::parse_interface(&stem).map_err(|reason| {
+        format!("cannot name the interface after the file ({stem:?}: {reason}); give --name")
+    })
 }
 
 fn print_json(out: &mut dyn Write, value: &Value) -> Result<(), Failure> {

@@ -459,6 +459,45 @@ impl Vpnd {
         }
     }
 
+    /// Starts `vpnd` in `ns` from a configuration written elsewhere (by
+    /// `vpnctl import`, say) for interface `ifname`, and waits until it is
+    /// ready. `yaml` is used as it is, with a `control.socket` in the
+    /// daemon's temporary directory appended, so it must have no `control`
+    /// section of its own.
+    ///
+    /// # Panics
+    /// If `yaml` has a `control` section, or as [`Vpnd::start`].
+    pub fn start_yaml(ns: &Netns, ifname: &str, yaml: &str) -> Vpnd {
+        assert!(
+            !yaml.lines().any(|l| l.starts_with("control:")),
+            "start_yaml adds the control section itself"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("vpnt-vpnd-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let socket = dir.path().join("control.sock");
+        let text = format!(
+            "{yaml}control:\n  socket: {}\n",
+            quote(&socket.to_string_lossy())
+        );
+        let config_path = write_config_file(dir.path(), "vpnd.yaml", &text);
+        let binary = cargo_binary("vpnd");
+        let proc = spawn_proc(&binary, ns, ifname, &config_path, &[]);
+        let mut vpnd = Vpnd {
+            proc,
+            netns: ns.name().to_owned(),
+            ifname: ifname.to_owned(),
+            config_path,
+            socket,
+            env: Vec::new(),
+            binary,
+            _dir: dir,
+        };
+        vpnd.wait_ready(START_TIMEOUT);
+        vpnd
+    }
+
     /// Starts the daemon again with the same configuration file and
     /// environment, after the previous process has ended (for example
     /// after [`Vpnd::kill`]), and waits until it is ready.
