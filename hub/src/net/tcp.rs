@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::hub::frame::{body_len, FRAME_HEADER_LEN};
-use protocol::hub::messages::MAX_MESSAGE_LEN;
+use protocol::hub::messages::{Message, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -19,9 +19,13 @@ use crate::engine::{Origin, Transport, REGISTRATION_TTL};
 /// Most open TCP connections. Each costs two small tasks and a queue (~4 KiB); 4096 of them
 /// are ~16 MiB. TCP is the fallback for peers whose UDP is blocked, a minority.
 pub const MAX_TCP_CONNECTIONS: usize = 4096;
-/// A connection that sends no complete frame for this long is closed: a registered peer
-/// renews every third of the TTL, so only dead or idle-by-design connections hit it.
+/// A registered connection that sends no complete frame for this long is closed: its peer
+/// renews every third of the TTL, so only dead connections hit it.
 const IDLE_TIMEOUT: Duration = REGISTRATION_TTL;
+/// An unregistered connection gets this long per frame: a peer sends STUN, Hello and
+/// Register back to back, while connections opened and left silent (slowloris) must not hold
+/// the connection cap for long.
+const UNREGISTERED_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies queued per connection before further ones are dropped (counted).
 const SEND_QUEUE: usize = 64;
 
@@ -73,9 +77,10 @@ async fn connection(
         addr: peer,
     };
     let mut buf = [0u8; MAX_MESSAGE_LEN];
+    let mut idle = UNREGISTERED_TIMEOUT;
     let bad = loop {
         let mut head = [0u8; FRAME_HEADER_LEN];
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, async {
+        let n = match tokio::time::timeout(idle, async {
             rd.read_exact(&mut head).await?;
             let n = match body_len(head) {
                 Ok(n) => n,
@@ -96,6 +101,11 @@ async fn connection(
             .hub
             .lock()
             .handle(origin, &buf[..n], Instant::now(), &mut out);
+        if out.iter().any(|r| {
+            r.to == origin && matches!(Message::parse(&r.payload), Ok(Message::Registered { .. }))
+        }) {
+            idle = IDLE_TIMEOUT;
+        }
         shared.dispatch(out).await;
     };
     shared.tcp.lock().remove(&id);
