@@ -337,3 +337,37 @@ fn registration_flood_keeps_tables_bounded() {
     assert_eq!(h.counters().challenges_sent - sent, burst);
     assert_eq!(h.counters().drop_rate_limited - limited, 1000 - burst);
 }
+
+proptest::proptest! {
+    /// Any bytes from any source, hub-shaped or not: no panic, no reply to a source that never
+    /// registered except STUN answers and challenges, and tables within their caps.
+    #[test]
+    fn prop_hostile_bytes_never_panic(
+        msgs in proptest::collection::vec(
+            (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700),
+             proptest::prelude::any::<[u8; 4]>(), proptest::prelude::any::<u16>(),
+             proptest::prelude::any::<bool>(), 0u8..8),
+            1..64)
+    ) {
+        let t0 = Instant::now();
+        let limits = Limits { max_registrations: 4, max_sources: 8, ..Limits::default() };
+        let mut h = hub(Admission::Any, limits, t0);
+        let mut out = Vec::new();
+        for (i, (mut b, ip, port, magic, t)) in msgs.into_iter().enumerate() {
+            if magic && b.len() >= 6 {
+                b[..4].copy_from_slice(&protocol::hub::messages::MAGIC);
+                b[4] = protocol::hub::messages::VERSION;
+                b[5] = t;
+            }
+            let from = Origin { transport: Transport::Udp(0), addr: SocketAddr::from((ip, port)) };
+            h.handle(from, &b, t0 + Duration::from_millis(i as u64 * 100), &mut out);
+        }
+        proptest::prop_assert!(h.registered() <= 4);
+        proptest::prop_assert!(h.tracked_sources() <= 8);
+        for r in &out {
+            let ok = matches!(Message::parse(&r.payload), Ok(Message::Challenge { .. }))
+                || protocol::nat::demux::classify(&r.payload) == protocol::nat::demux::Kind::Stun;
+            proptest::prop_assert!(ok, "unexpected reply {:?}", r);
+        }
+    }
+}
