@@ -1,0 +1,179 @@
+//! Configuration: the documented schema loads; every mistake names its field and a fix.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::validate::parse_store;
+use super::*;
+
+const HUB_KEY: &str = "kHh5ed0ptUHkxxbZCdqRJo9Kh2q+PUKEO3RMQaSvrHI=";
+const PEER: &str = "Pta3Xd8LZ0pRQx31Yx5FgW5Jwti0S8ojXZ0ZT8fP3AA=";
+
+fn parse(text: &str) -> Result<HubConfig, ConfigError> {
+    parse_str(text, Format::Yaml, "hub.yaml", Path::new("/nonexistent"))
+}
+
+fn errors(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn documented_example_loads_in_yaml_and_toml() {
+    let c = parse(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:3478\", \"[::]:3478\"]\nadmission:\n  allow: [{PEER}]\nstore: memory\n"
+    ))
+    .unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(
+        c.admission,
+        AdmissionConfig::Allow([PEER.parse().unwrap()].into_iter().collect())
+    );
+    assert_eq!(c.store, Store::Memory);
+    let t = parse_str(
+        &format!("private_key = \"{HUB_KEY}\"\nlisten = [\"127.0.0.1:3478\"]\n[admission]\nallow_any = true\n"),
+        Format::Toml,
+        "hub.toml",
+        Path::new("/"),
+    )
+    .unwrap();
+    assert_eq!(t.admission, AdmissionConfig::Any);
+    assert_eq!(t.store, Store::Memory, "memory is the default");
+}
+
+#[test]
+fn key_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("hub.key")).unwrap();
+    writeln!(f, "{HUB_KEY}").unwrap();
+    let cfg = dir.path().join("hub.yaml");
+    std::fs::write(
+        &cfg,
+        "private_key_file: hub.key\nlisten: [\"127.0.0.1:0\"]\nadmission: {allow_any: true}\n",
+    )
+    .unwrap();
+    let c = load(&cfg).unwrap();
+    assert_eq!(c.private_key.to_base64(), HUB_KEY);
+    assert_eq!(c.private_key_file, Some(dir.path().join("hub.key")));
+}
+
+#[test]
+fn every_problem_is_named_with_its_field() {
+    let e = errors(&format!(
+        "private_key: nope!\nlisten: [\"hub.example:3478\", 5]\nadmission:\n  allow: [{PEER}, {PEER}, xx]\n  allow_all: true\nstore: postgres\nport: 1\n"
+    ));
+    for want in [
+        "hub.yaml: port: unknown field; expected one of: private_key_file, private_key, listen, admission, store",
+        "hub.yaml: private_key: not valid base64; make one with `vpnctl genkey`",
+        "hub.yaml: listen[0]: `hub.example:3478` is not IP:PORT",
+        "hub.yaml: listen[1]: expected a string, found an integer",
+        "hub.yaml: admission.allow_all: unknown field; expected one of: allow, allow_any",
+        "hub.yaml: admission.allow[1]: the same key as admission.allow[0]; remove one",
+        "hub.yaml: admission.allow[2]: not valid base64",
+        "hub.yaml: store: `postgres` is not a store",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn missing_and_conflicting_fields() {
+    let e = errors("{}\n");
+    assert!(e.contains("private_key_file: missing"), "{e}");
+    assert!(e.contains("listen: missing"), "{e}");
+    assert!(e.contains("admission: missing"), "{e}");
+    let e = errors(&format!(
+        "private_key: {HUB_KEY}\nprivate_key_file: k\nlisten: []\nadmission: {{allow: [{PEER}], allow_any: true}}\n"
+    ));
+    assert!(e.contains("both set; set only one"), "{e}");
+    assert!(e.contains("listen: must not be empty"), "{e}");
+    assert!(
+        e.contains("admission: `allow` and `allow_any: true` are both set"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\", \"0.0.0.0:1\"]\nadmission: {{allow_any: yes please}}\n"
+    ));
+    assert!(
+        e.contains("listen[1]: 0.0.0.0:1 is already listen[0]"),
+        "{e}"
+    );
+    assert!(
+        e.contains("admission.allow_any: expected true or false"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_duplicates_and_hostile_text_are_errors_not_panics() {
+    assert!(errors("listen: [\n").contains("syntax error"));
+    let e = errors(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow_any: true}}\nlisten: []\n"
+    ));
+    assert!(
+        e.contains("hub.yaml: listen: set more than once (again on line"),
+        "{e}"
+    );
+    assert!(errors("a: &x [1]\nb: *x\n").contains("aliases"));
+    assert!(errors(&("- ".repeat(10_000) + "x\n")).contains("nested deeper"));
+    assert!(errors("- 1\n- 2\n").contains("top level must be a map"));
+    assert!(errors(&"#".repeat(2 << 20)).contains("larger than"));
+}
+
+#[test]
+fn redis_store_is_parsed_then_refused_as_not_built() {
+    assert_eq!(
+        parse_store("redis://10.0.0.5:6380/2"),
+        Ok(Store::Redis {
+            host: "10.0.0.5".into(),
+            port: 6380,
+            db: 2
+        })
+    );
+    assert_eq!(
+        parse_store("redis://cache"),
+        Ok(Store::Redis {
+            host: "cache".into(),
+            port: 6379,
+            db: 0
+        })
+    );
+    assert!(parse_store("redis://[::1]:6379/0").is_ok());
+    for bad in [
+        "redis://",
+        "redis://h:0",
+        "redis://h:x/1",
+        "redis://h/db",
+        "redis://u:p@h",
+    ] {
+        assert!(parse_store(bad).is_err(), "{bad}");
+    }
+    let e = errors(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow_any: true}}\nstore: redis://127.0.0.1:6379/0\n"
+    ));
+    assert!(
+        e.contains(
+            "store: `redis://127.0.0.1:6379/0` is valid but the Redis store is not built yet in this vpnhub; use `store: memory` (one hub)"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_allow_list_warns_and_own_key_is_refused() {
+    let c = parse(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow: []}}\n"
+    ))
+    .unwrap();
+    assert!(c.warnings[0].contains("no peer may register"));
+    let own = HUB_KEY
+        .parse::<protocol::keys::PrivateKey>()
+        .unwrap()
+        .public_key();
+    let e = errors(&format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow: [\"{own}\"]}}\n"
+    ));
+    assert!(
+        e.contains("admission.allow[0]: this is the hub's own public key"),
+        "{e}"
+    );
+}

@@ -1,0 +1,70 @@
+//! The hub's counters: every answer and every silent drop is counted, so hostile input is
+//! visible in the stats line and on the stats endpoint (docs/hub.md lists them).
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Monotonic event counters.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Every counter as `(name, value)`, in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name),)*].into_iter()
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams and TCP frames received.
+    rx_messages,
+    /// STUN Binding requests answered.
+    stun_answered,
+    /// Hellos answered with a challenge.
+    challenges_sent,
+    /// Successful registrations (first or renewal).
+    registrations,
+    /// Lookups answered.
+    lookups_answered,
+    /// Signals forwarded to their recipient.
+    signals_forwarded,
+    /// Signals to a peer not registered, answered with an offline presence.
+    signals_to_offline,
+    /// Registrations dropped when their TTL ran out.
+    expired,
+    /// Registrations removed by a SIGHUP that took the key out of admission.
+    evicted_by_reload,
+    /// Dropped: neither a hub message nor a STUN request that decodes.
+    drop_malformed,
+    /// Dropped: a STUN message that is not a Binding request.
+    drop_stun_other,
+    /// Dropped: a hub message type only the hub sends (Challenge, Registered, Presence).
+    drop_wrong_direction,
+    /// Dropped: a Register whose nonce is not one this hub issued to that source recently.
+    drop_stale_nonce,
+    /// Dropped: a Register whose proof does not verify (no private key, or another path).
+    drop_bad_proof,
+    /// Dropped: a Hello or Register from a key outside `admission`.
+    drop_not_admitted,
+    /// Dropped: over the per-source (registration, STUN) or per-peer (lookup, signal) rate.
+    drop_rate_limited,
+    /// Dropped: over the global proof-check budget.
+    drop_verify_budget,
+    /// Dropped: a new registration while the table is full.
+    drop_table_full,
+    /// Dropped: a Lookup or Signal from a source with no registration.
+    drop_unregistered,
+    /// Dropped: a Signal whose `from` is not the key registered at its source.
+    drop_spoofed_from,
+    /// TCP connections accepted.
+    tcp_accepted,
+    /// TCP connections refused (over the connection cap).
+    tcp_refused,
+    /// TCP connections closed for a bad frame length or idleness.
+    tcp_closed_bad,
+    /// Replies or forwards dropped because a TCP peer's send queue was full.
+    tcp_queue_full,
+}

@@ -1,0 +1,468 @@
+//! The hub's logic, sans-IO: [`Hub::handle`] takes one datagram (or TCP frame body), where it
+//! came from and the time, and appends the replies to send. The I/O layer (`net`) owns the
+//! sockets, the clock and the randomness.
+//!
+//! What the hub does with a message (docs/hub-protocol.md, docs/hub.md):
+//! - STUN Binding request: answer with XOR-MAPPED-ADDRESS (the source it came from).
+//! - Hello: answer with a stateless challenge nonce bound to the source (no memory used).
+//! - Register: check the nonce, the admission list and the proof of the private key; record
+//!   the peer's key, observed source and candidates for [`REGISTRATION_TTL`]; answer
+//!   Registered. Renewals are the same message.
+//! - Lookup (from a registered source): answer Presence.
+//! - Signal (from the source where `from` is registered): forward unchanged to `to`, or
+//!   answer an offline Presence. The envelope is sealed between the two peers; the hub only
+//!   moves it.
+//!
+//! Everything else, and anything over a rate or table bound, is dropped silently and counted.
+
+pub mod counters;
+pub mod limits;
+pub mod ratelimit;
+mod stun;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use protocol::hub::messages::{Candidates, Message, KEY_LEN, MAX_MESSAGE_LEN};
+use protocol::hub::seal::{challenge_is_fresh, challenge_nonce, verify_registration};
+use protocol::nat::demux::{classify, Kind};
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+pub use counters::Counters;
+pub use limits::{Limits, NONCE_BUCKET, REGISTRATION_TTL, SWEEP_INTERVAL};
+use ratelimit::{Bucket, SourceLimiter};
+
+/// A raw public key.
+pub type Key = [u8; KEY_LEN];
+
+/// How a message reached the hub, and so how to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// On the UDP socket with this index (one per `listen` address).
+    Udp(usize),
+    /// On the TCP connection with this id.
+    Tcp(u64),
+}
+
+/// A peer's address as the hub sees it: the transport and the remote socket address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// Socket or connection.
+    pub transport: Transport,
+    /// The remote address (server-reflexive for a peer behind NAT).
+    pub addr: SocketAddr,
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Where to.
+    pub to: Origin,
+    /// The message (a hub message or a STUN response; TCP adds the length prefix).
+    pub payload: Vec<u8>,
+}
+
+/// Which keys may register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Only these keys.
+    Allow(HashSet<Key>),
+    /// Any key whose holder proves it.
+    Any,
+}
+
+impl Admission {
+    fn admits(&self, k: &Key) -> bool {
+        match self {
+            Admission::Allow(set) => set.contains(k),
+            Admission::Any => true,
+        }
+    }
+}
+
+struct Registration {
+    origin: Origin,
+    candidates: Candidates,
+    expires: Instant,
+    /// Lookups and signals from this peer.
+    bucket: Bucket,
+}
+
+/// The hub's whole state: registrations, rate limiters and counters.
+pub struct Hub {
+    private: StaticSecret,
+    public: Key,
+    /// Keys challenge nonces; random per process, so a restart invalidates outstanding ones.
+    nonce_secret: Zeroizing<Key>,
+    epoch: Instant,
+    admission: Admission,
+    limits: Limits,
+    regs: HashMap<Key, Registration>,
+    by_origin: HashMap<Origin, Key>,
+    sources: SourceLimiter,
+    verify_budget: Bucket,
+    counters: Counters,
+    next_sweep: Instant,
+}
+
+impl Hub {
+    /// A hub with `private` as its static key. `nonce_secret` must be random (the caller reads
+    /// it from the OS); `now` starts the nonce clock.
+    pub fn new(
+        private: StaticSecret,
+        nonce_secret: Key,
+        admission: Admission,
+        limits: Limits,
+        now: Instant,
+    ) -> Self {
+        let public = protocol::noise::crypto::public_key(&private);
+        Hub {
+            private,
+            public,
+            nonce_secret: Zeroizing::new(nonce_secret),
+            epoch: now,
+            admission,
+            limits,
+            regs: HashMap::new(),
+            by_origin: HashMap::new(),
+            sources: SourceLimiter::new(
+                limits.max_sources,
+                limits.source_burst,
+                limits.source_per_sec,
+                now,
+            ),
+            verify_budget: Bucket::full(limits.verify_per_sec, now),
+            counters: Counters::default(),
+            next_sweep: now + SWEEP_INTERVAL,
+        }
+    }
+
+    /// The hub's public key.
+    pub fn public_key(&self) -> &Key {
+        &self.public
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The counters, for the I/O layer's own events (TCP accepts, full queues).
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    /// Registered peers.
+    pub fn registered(&self) -> usize {
+        self.regs.len()
+    }
+
+    /// Source IPs held by the rate limiter.
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Replaces the admission list (SIGHUP). Registered peers no longer admitted are dropped at
+    /// once; returns how many.
+    pub fn set_admission(&mut self, admission: Admission) -> usize {
+        self.admission = admission;
+        let before = self.regs.len();
+        let adm = &self.admission;
+        let by_origin = &mut self.by_origin;
+        self.regs.retain(|k, r| {
+            let keep = adm.admits(k);
+            if !keep {
+                by_origin.remove(&r.origin);
+            }
+            keep
+        });
+        let n = before - self.regs.len();
+        self.counters.evicted_by_reload += n as u64;
+        n
+    }
+
+    /// Forgets registrations made over a TCP connection that closed.
+    pub fn connection_closed(&mut self, conn: u64) {
+        let by_origin = &mut self.by_origin;
+        self.regs.retain(|_, r| {
+            let keep = r.origin.transport != Transport::Tcp(conn);
+            if !keep {
+                by_origin.remove(&r.origin);
+            }
+            keep
+        });
+    }
+
+    /// Expires registrations and sweeps the rate limiter; call at least every
+    /// [`SWEEP_INTERVAL`] (handle does it too, when due).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        let before = self.regs.len();
+        let by_origin = &mut self.by_origin;
+        self.regs.retain(|_, r| {
+            let keep = r.expires > now;
+            if !keep {
+                by_origin.remove(&r.origin);
+            }
+            keep
+        });
+        self.counters.expired += (before - self.regs.len()) as u64;
+        self.sources.sweep(now);
+    }
+
+    /// Handles one datagram or TCP frame body from `from`, appending replies to `out`.
+    pub fn handle(&mut self, from: Origin, data: &[u8], now: Instant, out: &mut Vec<Reply>) {
+        self.counters.rx_messages += 1;
+        self.handle_timeout(now);
+        match classify(data) {
+            Kind::Stun => self.on_stun(from, data, now, out),
+            Kind::Hub => match Message::parse(data) {
+                Ok(m) => self.on_message(from, m, data, now, out),
+                Err(_) => self.counters.drop_malformed += 1,
+            },
+            _ => self.counters.drop_malformed += 1,
+        }
+    }
+
+    fn on_stun(&mut self, from: Origin, data: &[u8], now: Instant, out: &mut Vec<Reply>) {
+        let Some(answer) = stun::answer(data, from.addr) else {
+            self.counters.drop_stun_other += 1;
+            return;
+        };
+        // A bare request is smaller than the answer: limit it like registrations so the hub
+        // is no use as a reflector.
+        if !self.sources.allow(from.addr.ip(), now) {
+            self.counters.drop_rate_limited += 1;
+            return;
+        }
+        self.counters.stun_answered += 1;
+        out.push(Reply {
+            to: from,
+            payload: answer,
+        });
+    }
+
+    fn on_message(
+        &mut self,
+        from: Origin,
+        m: Message<'_>,
+        raw: &[u8],
+        now: Instant,
+        out: &mut Vec<Reply>,
+    ) {
+        match m {
+            Message::Hello { peer } => self.on_hello(from, peer, now, out),
+            Message::Register {
+                peer,
+                nonce,
+                proof,
+                candidates,
+            } => self.on_register(from, peer, nonce, proof, candidates, now, out),
+            Message::Lookup { peer } => self.on_lookup(from, peer, now, out),
+            Message::Signal { to, from: key, .. } => self.on_signal(from, to, key, raw, now, out),
+            Message::Challenge { .. } | Message::Registered { .. } | Message::Presence { .. } => {
+                self.counters.drop_wrong_direction += 1
+            }
+        }
+    }
+
+    fn bucket(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() / NONCE_BUCKET.as_secs()
+    }
+
+    fn on_hello(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
+        // Admission first: a key outside it learns nothing, not even that the hub is here.
+        if !self.admission.admits(&peer) {
+            self.counters.drop_not_admitted += 1;
+            return;
+        }
+        if !self.sources.allow(from.addr.ip(), now) {
+            self.counters.drop_rate_limited += 1;
+            return;
+        }
+        let nonce = challenge_nonce(&self.nonce_secret, &from.addr, self.bucket(now));
+        self.counters.challenges_sent += 1;
+        push(out, from, &Message::Challenge { nonce });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_register(
+        &mut self,
+        from: Origin,
+        peer: Key,
+        nonce: [u8; 16],
+        proof: [u8; 16],
+        candidates: Candidates,
+        now: Instant,
+        out: &mut Vec<Reply>,
+    ) {
+        if !self.admission.admits(&peer) {
+            self.counters.drop_not_admitted += 1;
+            return;
+        }
+        if !self.sources.allow(from.addr.ip(), now) {
+            self.counters.drop_rate_limited += 1;
+            return;
+        }
+        // The nonce check is a MAC (cheap) and comes before the DH (not cheap).
+        if !challenge_is_fresh(&self.nonce_secret, &from.addr, self.bucket(now), &nonce) {
+            self.counters.drop_stale_nonce += 1;
+            return;
+        }
+        let renewal = self.regs.contains_key(&peer);
+        if !renewal && self.regs.len() >= self.limits.max_registrations {
+            self.counters.drop_table_full += 1;
+            return;
+        }
+        if !self
+            .verify_budget
+            .take(self.limits.verify_per_sec, self.limits.verify_per_sec, now)
+        {
+            self.counters.drop_verify_budget += 1;
+            return;
+        }
+        if !verify_registration(
+            &self.private,
+            &peer,
+            &nonce,
+            &from.addr,
+            &candidates,
+            &proof,
+        ) {
+            self.counters.drop_bad_proof += 1;
+            return;
+        }
+        // One origin speaks for one key: another key proven from here replaces the old one.
+        if let Some(old) = self.by_origin.insert(from, peer) {
+            if old != peer {
+                self.regs.remove(&old);
+            }
+        }
+        let bucket = Bucket::full(self.limits.peer_burst, now);
+        let expires = now + REGISTRATION_TTL;
+        match self.regs.get_mut(&peer) {
+            Some(r) => {
+                if r.origin != from {
+                    self.by_origin.remove(&r.origin);
+                }
+                r.origin = from;
+                r.candidates = candidates;
+                r.expires = expires;
+            }
+            None => {
+                self.regs.insert(
+                    peer,
+                    Registration {
+                        origin: from,
+                        candidates,
+                        expires,
+                        bucket,
+                    },
+                );
+            }
+        }
+        self.counters.registrations += 1;
+        push(
+            out,
+            from,
+            &Message::Registered {
+                observed: from.addr,
+                ttl_secs: REGISTRATION_TTL.as_secs() as u16,
+            },
+        );
+    }
+
+    /// The live registration of the key at `from`, after its per-peer rate limit.
+    fn sender(&mut self, from: Origin, now: Instant) -> Option<Key> {
+        let Some(&key) = self.by_origin.get(&from) else {
+            self.counters.drop_unregistered += 1;
+            return None;
+        };
+        let limits = self.limits;
+        let r = self.regs.get_mut(&key)?;
+        if r.expires <= now {
+            self.counters.drop_unregistered += 1;
+            return None;
+        }
+        if !r.bucket.take(limits.peer_burst, limits.peer_per_sec, now) {
+            self.counters.drop_rate_limited += 1;
+            return None;
+        }
+        Some(key)
+    }
+
+    fn presence(&self, peer: Key, now: Instant) -> Message<'static> {
+        match self.regs.get(&peer).filter(|r| r.expires > now) {
+            Some(r) => Message::Presence {
+                peer,
+                observed: Some(r.origin.addr),
+                candidates: r.candidates,
+            },
+            None => Message::Presence {
+                peer,
+                observed: None,
+                candidates: Candidates::default(),
+            },
+        }
+    }
+
+    fn on_lookup(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
+        if self.sender(from, now).is_none() {
+            return;
+        }
+        self.counters.lookups_answered += 1;
+        let m = self.presence(peer, now);
+        push(out, from, &m);
+    }
+
+    fn on_signal(
+        &mut self,
+        from: Origin,
+        to: Key,
+        key: Key,
+        raw: &[u8],
+        now: Instant,
+        out: &mut Vec<Reply>,
+    ) {
+        let Some(sender) = self.sender(from, now) else {
+            return;
+        };
+        if sender != key {
+            self.counters.drop_spoofed_from += 1;
+            return;
+        }
+        match self.regs.get(&to).filter(|r| r.expires > now) {
+            Some(r) => {
+                self.counters.signals_forwarded += 1;
+                out.push(Reply {
+                    to: r.origin,
+                    payload: raw.to_vec(),
+                });
+            }
+            None => {
+                self.counters.signals_to_offline += 1;
+                let m = self.presence(to, now);
+                push(out, from, &m);
+            }
+        }
+    }
+}
+
+fn push(out: &mut Vec<Reply>, to: Origin, m: &Message<'_>) {
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    // Only messages the hub builds itself reach here, all far under the maximum.
+    if let Ok(n) = m.encode(&mut buf) {
+        out.push(Reply {
+            to,
+            payload: buf[..n].to_vec(),
+        });
+    }
+}

@@ -1,0 +1,38 @@
+//! One UDP socket: each datagram goes through the hub, replies go out at once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::hub::messages::MAX_MESSAGE_LEN;
+use tokio::net::UdpSocket;
+
+use super::Shared;
+use crate::engine::{Origin, Transport};
+
+/// Receive buffer: one byte more than the largest message, so an oversized datagram is seen
+/// as such (and refused by length) rather than silently truncated to a valid one.
+const RECV_BUF: usize = MAX_MESSAGE_LEN + 1;
+
+pub(super) async fn serve(shared: Arc<Shared>, index: usize, sock: Arc<UdpSocket>) {
+    let mut buf = [0u8; RECV_BUF];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors surface here on Linux (ECONNREFUSED); they are not fatal.
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        let origin = Origin {
+            transport: Transport::Udp(index),
+            addr: from,
+        };
+        let mut out = Vec::new();
+        shared
+            .hub
+            .lock()
+            .handle(origin, &buf[..n], Instant::now(), &mut out);
+        shared.dispatch(out).await;
+    }
+}
