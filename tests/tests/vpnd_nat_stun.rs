@@ -69,6 +69,10 @@ impl NatLab {
                  ct state established,related accept\n\
                  iifname != \"{wan_if}\" accept\n\
                }}\n\
+               chain input {{\n\
+                 type filter hook input priority 0; policy accept;\n\
+                 iifname \"{wan_if}\" ct state new drop\n\
+               }}\n\
              }}\n"
         );
         let dir = tempfile::tempdir().unwrap();

@@ -1,24 +1,35 @@
 //! The NatActor: learns this host's public endpoints and NAT mapping type with STUN over the
-//! WireGuard socket (so the mapping is the tunnel's own), and publishes them for `vpnctl show`
-//! and `vpnctl netcheck`.
+//! WireGuard socket (so the mapping is the tunnel's own), registers with the hubs, exchanges
+//! candidates with peers through them and runs each peer's path machine, making the best
+//! answering path the WireGuard endpoint. It publishes all of it for `vpnctl show` and
+//! `vpnctl netcheck`.
 //!
-//! The protocol logic is sans-IO ([`protocol::nat::stun::StunClient`]); this actor only
-//! resolves names, moves datagrams between it and the socket, and drives its timers. The data
+//! The protocol logic is sans-IO ([`StunClient`], [`HubClient`], [`PathManager`]); this actor
+//! only resolves names, moves datagrams between them and the socket, and drives their timers. The data
 //! plane hands it the STUN, hub and probe datagrams it receives through a bounded queue
 //! ([`crate::dataplane::nat_inbox`]); WireGuard packets never come here. A crash restarts this
 //! actor alone: WireGuard sessions and their endpoints are untouched.
+
+mod local;
+mod paths;
 
 use crate::config::{Endpoint, NatConfig};
 use crate::dataplane::counters::Reason;
 use crate::dataplane::nat_inbox::NatDatagram;
 use crate::vocab::Daemon;
+use paths::Paths;
+use protocol::hub::client::{HubClient, HubEvent, HubState};
+use protocol::keys::PublicKey;
 use protocol::nat::demux::{self, Kind};
+use protocol::nat::path::Signaling;
+use protocol::nat::stun::StunEvent;
 use protocol::nat::stun::{MappingType, StunClient};
 use protocol::rpc::{HubInfo, NatInfo, StunServerInfo};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use x25519_dalek::StaticSecret;
 
 /// How often the actor drives its timers. STUN's shortest timer is its 500 ms RTO; 100 ms
 /// keeps retransmissions within a fifth of it without measurable cost.
@@ -54,7 +65,6 @@ pub struct NatArgs {
 }
 
 /// One server as configured, resolved or not.
-#[derive(Debug)]
 struct Server {
     /// As written in the configuration.
     label: String,
@@ -62,15 +72,24 @@ struct Server {
     addr: Option<SocketAddr>,
     /// Why the name does not resolve (when it does not).
     error: Option<String>,
-    /// Hubs answer STUN as well; `Some` marks a hub.
-    hub: bool,
+    /// A hub's public key (hubs answer STUN as well).
+    hub_key: Option<[u8; 32]>,
+    /// The registration with this hub, once its address is known.
+    client: Option<HubClient>,
 }
+
+/// How often the peer list is compared with the configuration, and our local addresses read.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The actor's state.
 pub struct NatState {
     daemon: Arc<Daemon>,
     servers: Vec<Server>,
     stun: StunClient,
+    paths: Paths,
+    own: Option<(StaticSecret, PublicKey)>,
+    local: Vec<SocketAddr>,
+    next_sync: Instant,
     next_resolve: Instant,
     netchecks: Vec<(RpcReplyPort<NatInfo>, Instant)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -97,22 +116,23 @@ impl Actor for NatActor {
         args: NatArgs,
     ) -> Result<NatState, ActorProcessingErr> {
         let mut servers: Vec<Server> = Vec::new();
-        let mut add = |endpoint: &Endpoint, hub: bool| {
+        let mut add = |endpoint: &Endpoint, hub_key: Option<[u8; 32]>| {
             if !servers.iter().any(|s| &s.endpoint == endpoint) {
                 servers.push(Server {
                     label: endpoint.to_string(),
                     endpoint: endpoint.clone(),
                     addr: None,
                     error: None,
-                    hub,
+                    hub_key,
+                    client: None,
                 });
             }
         };
         for h in &args.config.hubs {
-            add(&h.address, true);
+            add(&h.address, Some(*h.public_key.as_bytes()));
         }
         for s in &args.config.stun_servers {
-            add(s, false);
+            add(s, None);
         }
         // The queue opens before anything is sent, so no answer is missed.
         let mut rx = args.daemon.dp.nat.open();
@@ -144,10 +164,15 @@ impl Actor for NatActor {
             daemon: args.daemon,
             servers,
             stun: StunClient::new(&[], crate::supervisor::random_seed(), now),
+            paths: Paths::default(),
+            own: None,
+            local: Vec::new(),
+            next_sync: now,
             next_resolve: now,
             netchecks: Vec::new(),
             tasks: vec![pump, ticker],
         };
+        sync(&mut st, now);
         resolve(&mut st).await;
         publish(&st, now);
         Ok(st)
@@ -161,6 +186,7 @@ impl Actor for NatActor {
         for t in &st.tasks {
             t.abort();
         }
+        st.paths.clear(&st.daemon);
         // Only if no newer NAT actor has opened its own queue meanwhile would closing matter;
         // the root closes the inbox itself when NAT traversal is switched off.
         Ok(())
@@ -174,29 +200,42 @@ impl Actor for NatActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
-            NatMsg::Datagram(d) => {
+            NatMsg::Datagram(mut d) => {
                 let ok = match demux::classify(&d.data) {
                     Kind::Stun => st.stun.handle_input(d.from, &d.data, now).is_ok(),
-                    // Hub messages and path probes: not handled by this version.
+                    Kind::Hub => st
+                        .servers
+                        .iter_mut()
+                        .find(|s| s.addr == Some(d.from))
+                        .and_then(|s| s.client.as_mut())
+                        .is_some_and(|c| c.handle_input(&d.data, now).is_ok()),
+                    Kind::Probe => st.paths.handle_probe(d.from, &mut d.data, now),
                     _ => false,
                 };
                 if !ok {
                     st.daemon.dp.drops.inc(Reason::NatUnexpected);
                 }
-                flush(st).await;
-                publish(st, now);
+                step(st, now).await;
             }
             NatMsg::Tick => {
                 if now >= st.next_resolve && st.servers.iter().any(|s| s.addr.is_none()) {
                     resolve(st).await;
                 }
+                if now >= st.next_sync {
+                    sync(st, now);
+                }
                 st.stun.handle_timeout(now);
-                flush(st).await;
-                publish(st, now);
+                for c in st.servers.iter_mut().filter_map(|s| s.client.as_mut()) {
+                    if c.poll_timeout().is_some_and(|t| t <= now) {
+                        c.handle_timeout(now);
+                    }
+                }
+                signal(st, now);
+                step(st, now).await;
             }
             NatMsg::Netcheck(reply) => {
                 st.stun.recheck(now);
-                flush(st).await;
+                step(st, now).await;
                 st.netchecks.push((reply, now + NETCHECK_WAIT));
             }
         }
@@ -249,7 +288,161 @@ async fn resolve(st: &mut NatState) {
     if changed {
         let addrs: Vec<SocketAddr> = st.servers.iter().filter_map(|s| s.addr).collect();
         st.stun = StunClient::new(&addrs, crate::supervisor::random_seed(), now);
+        make_clients(st, now);
     }
+}
+
+/// A hub client for every resolved hub (again after our private key changed).
+fn make_clients(st: &mut NatState, now: Instant) {
+    let Some((secret, _)) = &st.own else {
+        for s in &mut st.servers {
+            s.client = None;
+        }
+        return;
+    };
+    for s in &mut st.servers {
+        if let (Some(key), Some(_)) = (s.hub_key, s.addr) {
+            if s.client.is_none() {
+                let mut c =
+                    HubClient::new(key, secret.clone(), crate::supervisor::random_seed(), now);
+                c.set_candidates(&st.local, now);
+                s.client = Some(c);
+            }
+        }
+    }
+}
+
+/// Follows the configuration (our key, the peers) and our local addresses.
+fn sync(st: &mut NatState, now: Instant) {
+    st.next_sync = now + SYNC_INTERVAL;
+    let (own, peers, ifname) = {
+        let cfg = st.daemon.config.read();
+        let own = cfg
+            .interface
+            .private_key
+            .as_ref()
+            .map(|k| (k.secret(), k.public_key()));
+        let peers = if st.servers.iter().any(|s| s.hub_key.is_some()) {
+            cfg.peers.clone()
+        } else {
+            Vec::new()
+        };
+        (own, peers, cfg.interface.name.clone())
+    };
+    let own_changed = st.own.as_ref().map(|o| o.1) != own.as_ref().map(|o| o.1);
+    if own_changed {
+        st.own = own;
+        for s in &mut st.servers {
+            s.client = None;
+        }
+        make_clients(st, now);
+    }
+    st.paths
+        .sync(st.own.as_ref().map(|(s, p)| (s, *p)), &peers, now);
+    let local = local::local_candidates(st.daemon.dp.udp().port(), &ifname);
+    if local != st.local {
+        st.local = local;
+        for c in st.servers.iter_mut().filter_map(|s| s.client.as_mut()) {
+            c.set_candidates(&st.local, now);
+        }
+        st.paths.restart_all(now);
+    }
+}
+
+/// Asks the first registered hub about every peer that has no path yet, and sends it our
+/// candidates so it probes us at the same time (simultaneous open).
+fn signal(st: &mut NatState, now: Instant) {
+    let hubs = st.servers.iter().filter(|s| s.hub_key.is_some()).count();
+    if hubs == 0 {
+        return;
+    }
+    let connected = st.servers.iter().position(|s| {
+        s.client
+            .as_ref()
+            .is_some_and(|c| c.state() == HubState::Connected)
+    });
+    let Some(i) = connected else {
+        let all_failed = st.servers.iter().filter(|s| s.hub_key.is_some()).all(|s| {
+            s.client
+                .as_ref()
+                .is_none_or(|c| c.state() == HubState::Failed)
+        });
+        if all_failed {
+            st.paths.set_all_signaling(Signaling::HubUnreachable);
+        }
+        return;
+    };
+    let due = st.paths.due_signals(now);
+    if due.is_empty() {
+        return;
+    }
+    let mut ours = st.stun.public_endpoints(now);
+    ours.extend(st.local.iter().copied());
+    ours.truncate(protocol::hub::messages::MAX_CANDIDATES);
+    let client = st.servers[i]
+        .client
+        .as_mut()
+        .expect("connected hub has a client");
+    for d in due {
+        client.lookup(&d.peer);
+        client.call_me_maybe(&d.peer, &ours);
+    }
+}
+
+/// Sends what the machines queued, handles their events and publishes the state.
+async fn step(st: &mut NatState, now: Instant) {
+    flush(st).await;
+    let mut hub_events = Vec::new();
+    let udp = st.daemon.dp.udp().clone();
+    for s in &mut st.servers {
+        let (Some(addr), Some(c)) = (s.addr, s.client.as_mut()) else {
+            continue;
+        };
+        while let Some(t) = c.poll_transmit() {
+            if udp.send(&t, addr).await.is_err() {
+                st.daemon.dp.drops.inc(Reason::SendFailed);
+            }
+        }
+        while let Some(ev) = c.poll_event() {
+            hub_events.push((s.label.clone(), ev));
+        }
+    }
+    for (hub, ev) in hub_events {
+        match ev {
+            HubEvent::Registered { observed } => {
+                tracing::info!(%hub, %observed, "registered with the hub");
+            }
+            HubEvent::Lost => tracing::warn!(%hub, "hub registration lapsed; registering again"),
+            HubEvent::Presence {
+                peer,
+                observed,
+                candidates,
+            } => {
+                let online = observed.is_some();
+                st.paths.set_signaling(
+                    &peer,
+                    if online {
+                        Signaling::PeerOnline
+                    } else {
+                        Signaling::PeerOffline
+                    },
+                );
+                let mut all: Vec<SocketAddr> = observed.into_iter().collect();
+                all.extend(candidates);
+                if online {
+                    st.paths.hub_candidates(&peer, &all, now);
+                }
+            }
+            HubEvent::CallMeMaybe { peer, candidates } => {
+                st.paths.set_signaling(&peer, Signaling::PeerOnline);
+                st.paths.hub_candidates(&peer, &candidates, now);
+            }
+        }
+    }
+    if st.paths.drive(&st.daemon, now).await {
+        st.stun.recheck(now);
+    }
+    publish(st, now);
 }
 
 fn note_unresolved(s: &mut Server, error: String) {
@@ -269,10 +462,27 @@ async fn flush(st: &mut NatState) {
             st.daemon.dp.drops.inc(Reason::SendFailed);
         }
     }
+    let now = Instant::now();
     while let Some(ev) = st.stun.poll_event() {
         tracing::debug!(event = ?ev, "STUN");
-        if let protocol::nat::stun::StunEvent::MappingChanged { server, old, new } = ev {
-            tracing::info!(%server, %old, %new, "the NAT changed our public mapping");
+        let (server, mapped) = match ev {
+            StunEvent::Mapped { server, mapped } => (server, mapped),
+            StunEvent::MappingChanged { server, old, new } => {
+                tracing::info!(%server, %old, %new, "the NAT changed our public mapping");
+                st.paths.restart_all(now);
+                (server, new)
+            }
+            StunEvent::Unreachable { .. } => continue,
+        };
+        // A hub's STUN answer is our address as that hub sees it: what the registration
+        // proof binds.
+        if let Some(c) = st
+            .servers
+            .iter_mut()
+            .find(|s| s.addr == Some(server))
+            .and_then(|s| s.client.as_mut())
+        {
+            c.set_observed(mapped, now);
         }
     }
 }
@@ -316,22 +526,28 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
     let hubs = st
         .servers
         .iter()
-        .filter(|s| s.hub)
+        .filter(|s| s.hub_key.is_some())
         .map(|s| {
             let found = find(s.addr);
-            // Registration with hubs is not built yet: a hub counts as reachable when it
-            // answers STUN.
-            let (state, error) = match (s.addr, found) {
+            let (state, error) = match (s.addr, &s.client) {
                 (None, _) => ("failed", s.error.clone()),
-                (_, Some(f)) if f.mapped.is_some() => ("connecting", None),
-                (_, Some(f)) if f.unreachable => ("failed", Some("no answer".to_string())),
-                _ => ("connecting", None),
+                (_, None) => ("failed", Some("no private key".to_string())),
+                (_, Some(c)) => match c.state() {
+                    HubState::Connected => ("connected", None),
+                    HubState::Connecting => ("connecting", None),
+                    HubState::Failed => ("failed", Some("no answer".to_string())),
+                },
             };
             HubInfo {
                 address: s.label.clone(),
                 state: state.into(),
                 transport: "udp".into(),
-                rtt_ms: found.and_then(|f| f.rtt).map(ms),
+                rtt_ms: s
+                    .client
+                    .as_ref()
+                    .and_then(|c| c.rtt())
+                    .or(found.and_then(|f| f.rtt))
+                    .map(ms),
                 error,
             }
         })

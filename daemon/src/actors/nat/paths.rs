@@ -1,0 +1,320 @@
+//! Each peer's path machine ([`PathManager`]) as the NAT actor runs it: candidates from the
+//! configuration and the hubs, probes in and out, activity read from the data plane's
+//! counters (no per-packet message), and the selected path made the WireGuard endpoint.
+
+use crate::config::{Endpoint, PeerConfig};
+use crate::dataplane::counters::Reason;
+use crate::vocab::{Daemon, PeerPath};
+use protocol::keys::PublicKey;
+use protocol::nat::path::{PathEvent, PathKind, PathManager, Signaling, Source, WhyNotDirect};
+use protocol::nat::probe::{peek_pair_id, ProbeKey, PROBE_LEN};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use x25519_dalek::StaticSecret;
+
+/// First wait between hub lookups (and "call me maybe") for a peer without a path: the
+/// probe round interval, so each round has fresh candidates.
+pub const SIGNAL_FIRST: Duration = Duration::from_secs(5);
+/// The wait doubles up to this while the peer stays unreachable (a minute, like the idle
+/// probe back-off).
+pub const SIGNAL_MAX: Duration = Duration::from_secs(60);
+/// How often the data plane's per-peer counters are read for activity.
+pub const ACTIVITY_POLL: Duration = Duration::from_secs(1);
+
+/// One peer's NAT state.
+struct PeerNat {
+    pm: PathManager,
+    configured: Option<SocketAddr>,
+    next_signal: Instant,
+    signal_wait: Duration,
+    /// (tx bytes, rx bytes, handshakes) at the last poll.
+    seen: (u64, u64, u64),
+    signaling: Signaling,
+    published: Option<PeerPath>,
+}
+
+/// Every peer's path state.
+#[derive(Default)]
+pub struct Paths {
+    own: Option<PublicKey>,
+    peers: HashMap<PublicKey, PeerNat>,
+    by_pair: HashMap<[u8; 8], PublicKey>,
+    next_activity: Option<Instant>,
+}
+
+/// What a peer needs from the hubs now.
+pub struct SignalRequest {
+    /// The peer.
+    pub peer: [u8; 32],
+}
+
+impl Paths {
+    /// Makes the set of path machines match the configuration (peers added or removed, a new
+    /// private key, a changed configured endpoint).
+    pub fn sync(
+        &mut self,
+        own: Option<(&StaticSecret, PublicKey)>,
+        peers: &[PeerConfig],
+        now: Instant,
+    ) {
+        let Some((secret, own_pub)) = own else {
+            self.peers.clear();
+            self.by_pair.clear();
+            self.own = None;
+            return;
+        };
+        if self.own != Some(own_pub) {
+            self.peers.clear();
+            self.by_pair.clear();
+            self.own = Some(own_pub);
+        }
+        self.peers
+            .retain(|k, _| peers.iter().any(|p| &p.public_key == k));
+        self.by_pair
+            .retain(|_, k| peers.iter().any(|p| &p.public_key == k));
+        for p in peers {
+            let configured = match &p.endpoint {
+                Some(Endpoint::Addr(a)) => Some(*a),
+                _ => None,
+            };
+            if let Some(entry) = self.peers.get_mut(&p.public_key) {
+                if entry.configured != configured {
+                    entry.configured = configured;
+                    let list: Vec<SocketAddr> = configured.into_iter().collect();
+                    entry.pm.set_candidates(Source::Configured, &list, now);
+                }
+                continue;
+            }
+            let Ok(key) = ProbeKey::derive(secret, p.public_key.as_bytes()) else {
+                continue;
+            };
+            self.by_pair.insert(key.pair_id(), p.public_key);
+            let mut pm = PathManager::new(key, crate::supervisor::random_seed(), now);
+            if let Some(a) = configured {
+                pm.set_candidates(Source::Configured, &[a], now);
+            }
+            self.peers.insert(
+                p.public_key,
+                PeerNat {
+                    pm,
+                    configured,
+                    next_signal: now,
+                    signal_wait: SIGNAL_FIRST,
+                    seen: (0, 0, 0),
+                    signaling: Signaling::NotConfigured,
+                    published: None,
+                },
+            );
+        }
+    }
+
+    /// Handles a probe datagram; `false` if it matched no peer or did not open.
+    pub fn handle_probe(&mut self, from: SocketAddr, data: &mut [u8], now: Instant) -> bool {
+        let Ok(id) = peek_pair_id(data) else {
+            return false;
+        };
+        let Some(entry) = self.by_pair.get(&id).and_then(|k| self.peers.get_mut(k)) else {
+            return false;
+        };
+        match entry.pm.handle_probe(from, data, now) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "probe dropped");
+                false
+            }
+        }
+    }
+
+    /// Candidates for `peer` learned through a hub: its public address and its announced
+    /// ones (private addresses count as LAN).
+    pub fn hub_candidates(&mut self, peer: &[u8; 32], addrs: &[SocketAddr], now: Instant) {
+        let Some(entry) = self.peers.get_mut(&PublicKey(*peer)) else {
+            return;
+        };
+        let (lan, public): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            addrs.iter().partition(|a| is_private(a));
+        entry.pm.set_candidates(Source::Lan, &lan, now);
+        entry.pm.set_candidates(Source::Stun, &public, now);
+    }
+
+    /// What the hubs said about `peer`'s presence.
+    pub fn set_signaling(&mut self, peer: &[u8; 32], s: Signaling) {
+        if let Some(entry) = self.peers.get_mut(&PublicKey(*peer)) {
+            entry.signaling = s;
+            entry.pm.set_signaling(s);
+        }
+    }
+
+    /// No hub is reachable: every peer without a path says so.
+    pub fn set_all_signaling(&mut self, s: Signaling) {
+        for entry in self.peers.values_mut() {
+            if entry.signaling != Signaling::PeerOffline || s == Signaling::HubUnreachable {
+                entry.signaling = s;
+                entry.pm.set_signaling(s);
+            }
+        }
+    }
+
+    /// Our mapping changed or a link changed: every peer probes again.
+    pub fn restart_all(&mut self, now: Instant) {
+        for entry in self.peers.values_mut() {
+            entry.pm.mapping_changed(now);
+            entry.next_signal = now;
+            entry.signal_wait = SIGNAL_FIRST;
+        }
+    }
+
+    /// Peers due a hub lookup and "call me maybe" (those without a path), with back-off.
+    pub fn due_signals(&mut self, now: Instant) -> Vec<SignalRequest> {
+        let mut out = Vec::new();
+        for (key, entry) in &mut self.peers {
+            if entry.pm.endpoint().is_some() || now < entry.next_signal {
+                continue;
+            }
+            out.push(SignalRequest {
+                peer: *key.as_bytes(),
+            });
+            entry.next_signal = now + entry.signal_wait;
+            entry.signal_wait = (entry.signal_wait * 2).min(SIGNAL_MAX);
+        }
+        out
+    }
+
+    /// Drives every machine, sends probes, applies selections and publishes paths for `show`.
+    /// Returns whether some path was lost (the caller re-checks STUN).
+    pub async fn drive(&mut self, daemon: &Daemon, now: Instant) -> bool {
+        let poll_activity = self.next_activity.is_none_or(|t| now >= t);
+        if poll_activity {
+            self.next_activity = Some(now + ACTIVITY_POLL);
+        }
+        let mut lost = false;
+        let mut buf = [0u8; PROBE_LEN];
+        let udp = daemon.dp.udp().clone();
+        for (key, entry) in &mut self.peers {
+            let handle = daemon.dp.router.by_key(key);
+            if poll_activity {
+                if let Some(h) = &handle {
+                    let (stats, online) = {
+                        let cell = h.cell.lock();
+                        (cell.peer.stats(), cell.peer.last_handshake_unix().is_some())
+                    };
+                    let seen = (stats.tx_bytes, stats.rx_bytes, stats.handshakes);
+                    if seen.0 != entry.seen.0 || seen.1 != entry.seen.1 {
+                        entry.pm.note_activity(now);
+                        entry.next_signal = entry.next_signal.min(now + SIGNAL_FIRST);
+                    }
+                    if online && (seen.1 != entry.seen.1 || seen.2 != entry.seen.2) {
+                        entry.pm.note_wireguard_progress(now);
+                    }
+                    entry.seen = seen;
+                }
+            }
+            if entry.pm.poll_timeout() <= now {
+                entry.pm.handle_timeout(now);
+            }
+            while let Some((dst, n)) = entry.pm.poll_transmit(&mut buf) {
+                tracing::trace!(peer = %key, %dst, "probe sent");
+                if udp.send(&buf[..n], dst).await.is_err() {
+                    daemon.dp.drops.inc(Reason::SendFailed);
+                }
+            }
+            while let Some(ev) = entry.pm.poll_event() {
+                match ev {
+                    PathEvent::Selected {
+                        endpoint,
+                        kind,
+                        rtt,
+                    } => {
+                        tracing::info!(peer = %key, %endpoint, ?kind, ?rtt, "path selected");
+                        if let Some(h) = &handle {
+                            h.with_peer(&udp, |p| {
+                                if p.endpoint() != Some(endpoint) {
+                                    p.set_resolved_endpoint(endpoint, now);
+                                }
+                            });
+                        }
+                        entry.signal_wait = SIGNAL_FIRST;
+                    }
+                    PathEvent::Lost { endpoint } => {
+                        tracing::info!(peer = %key, %endpoint, "path lost; probing again");
+                        entry.next_signal = now;
+                        lost = true;
+                    }
+                    PathEvent::ObservedSelf { .. } => {}
+                }
+            }
+            let path = describe(entry, handle.as_deref());
+            if entry.published.as_ref() != Some(&path) {
+                daemon.paths.write().insert(*key, path.clone());
+                entry.published = Some(path);
+            }
+        }
+        lost
+    }
+
+    /// Removes every published path (NAT traversal switched off).
+    pub fn clear(&mut self, daemon: &Daemon) {
+        self.peers.clear();
+        self.by_pair.clear();
+        daemon.paths.write().clear();
+    }
+}
+
+/// The path `show` reports for a peer.
+fn describe(
+    entry: &PeerNat,
+    handle: Option<&crate::dataplane::peer_handle::PeerHandle>,
+) -> PeerPath {
+    if let Some(ep) = entry.pm.endpoint() {
+        return PeerPath {
+            kind: kind_name(entry.pm.kind()),
+            endpoint: Some(ep),
+            why_not_direct: None,
+        };
+    }
+    // A peer that answers no probes (wireguard-go, an older vpnd) but has a WireGuard session
+    // over its endpoint is still peer to peer.
+    let online_at = handle.and_then(|h| {
+        let cell = h.cell.lock();
+        cell.peer.last_handshake_unix().and(cell.peer.endpoint())
+    });
+    if let Some(ep) = online_at {
+        return PeerPath {
+            kind: "direct",
+            endpoint: Some(ep),
+            why_not_direct: None,
+        };
+    }
+    PeerPath {
+        kind: "none",
+        endpoint: None,
+        why_not_direct: entry.pm.why_not_direct().map(why_name),
+    }
+}
+
+fn kind_name(k: PathKind) -> &'static str {
+    match k {
+        PathKind::Direct => "direct",
+        PathKind::Punched => "punched",
+        PathKind::Relay => "relay",
+        PathKind::None => "none",
+    }
+}
+
+fn why_name(w: WhyNotDirect) -> &'static str {
+    match w {
+        WhyNotDirect::NoCandidates => "no_candidates",
+        WhyNotDirect::ProbesUnanswered => "probes_unanswered",
+        WhyNotDirect::HubUnreachable => "hub_unreachable",
+        WhyNotDirect::PeerOffline => "peer_offline",
+        WhyNotDirect::NoWireguardProgress => "no_wireguard_progress",
+    }
+}
+
+fn is_private(a: &SocketAddr) -> bool {
+    match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
