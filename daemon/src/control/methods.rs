@@ -5,16 +5,13 @@ use crate::config::{self, Config, Endpoint, PeerConfig};
 use crate::reconfig::ChangeReport;
 use crate::vocab::Daemon;
 pub use crate::vocab::PlannedChange;
-use crate::vocab::{EditError, EditFn, RootMsg};
+use crate::vocab::{EditError, EditFn, RootMsg, APPLY_TIMEOUT_MS};
 use protocol::allowed_ips::IpPrefix;
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use protocol::rpc::{self, *};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::Path;
-
-/// How long a change may take to apply.
-const APPLY_TIMEOUT_MS: u64 = 20_000;
 
 /// Decodes one raw request line: a JSON-RPC 2.0 request, or the error response to send for it
 /// (parse error, invalid request). The request's `id` is exactly the line's (`Some(Null)` for
