@@ -12,6 +12,10 @@
 #                 ready (the target applies to this one) and after the queries
 #   show_ms       `vpnctl show --json` (the whole state as JSON), and its size
 #   wg_show_ms    `wg show <if> dump` through the UAPI socket, and its peer count
+#   reload_ms     SIGHUP with every peer's allowed IPs changed until the reload has been
+#                 applied (its `reload: peer changed` lines are logged), and reload_cpu_ms, the
+#                 CPU time vpnd used for it: the cost of re-routing every peer while packet
+#                 lookups wait on the allowed-IPs table
 #   stop_ms       SIGTERM until the process is gone (routes and link removed)
 # and the number of kernel routes vpnd installed. Prints a summary, writes scale.json to the
 # output directory and exits 1 if the start-up or memory target is missed.
@@ -20,7 +24,8 @@
 # fd00::1/64; peer i gets 10.0.x.y/32 and fd00::i/128 (covered by the interface's own
 # prefixes, so no route), then its remaining prefixes alternate between IPv4 /28s out of
 # 10.64.0.0/10 and IPv6 /64s out of fd10::/16 (each needs a route). No endpoints: nothing is
-# sent, start-up is measured alone.
+# sent, start-up is measured alone. The reload moves every peer's IPv6 host prefix to
+# fd00::1:i/128 (still inside the interface's subnet, so the kernel routes stay as they are).
 #
 # Usage: bench/scale.sh [options]
 #   --peers N           peers (default 10000, at most 65000)
@@ -120,8 +125,10 @@ bench_log "writing a configuration with $PEERS peers and $PREFIXES prefixes"
 gen_start=$(bench_now_ms)
 key_prefix=$(head -c 30 /dev/urandom | base64 -w0) # 40 characters: 30 random bytes
 private_key=$(head -c 32 /dev/urandom | base64 -w0)
+# write_config VARIANT FILE: variant 1 is the configuration the reload switches to.
+write_config() {
 awk -v peers="$PEERS" -v prefixes="$PREFIXES" -v kp="$key_prefix" -v priv="$private_key" \
-    -v iface="$IFACE" -v ctl="$CTL" '
+    -v iface="$IFACE" -v ctl="$CTL" -v variant="$1" '
 # Peer i has public key <30 random bytes><i as 2 bytes>; base64 of the last two bytes is
 # three characters and "=".
 function key(i,   b0, b1) {
@@ -143,7 +150,8 @@ BEGIN {
         # Spread the prefixes evenly: the first (prefixes % peers) peers get one more.
         n = int(prefixes / peers) + (i < prefixes % peers ? 1 : 0)
         host = i + 2
-        line = "10.0." int(host / 256) "." host % 256 "/32, fd00::" sprintf("%x", host) "/128"
+        line = "10.0." int(host / 256) "." host % 256 "/32, fd00::" (variant ? "1:" : "") \
+            sprintf("%x", host) "/128"
         for (j = 2; j < n; j++) {
             if (j % 2 == 0) {
                 a = v4 * 16; v4++
@@ -155,8 +163,10 @@ BEGIN {
         print "  - public_key: " key(i)
         print "    allowed_ips: [" line "]"
     }
-}' >"$CONF"
-chmod 600 "$CONF"
+}' >"$2"
+chmod 600 "$2"
+}
+write_config 0 "$CONF"
 gen_ms=$(($(bench_now_ms) - gen_start))
 if [[ -n $WRITE_CONFIG ]]; then
     cp "$CONF" "$WRITE_CONFIG"
@@ -236,6 +246,32 @@ stats_ms=$(($(bench_now_ms) - t))
 rss_hwm_kib=$(bench_status_kib "$PID" VmHWM)
 rss_after_kib=$(bench_status_kib "$PID" VmRSS)
 
+# ---------------------------------------------------------------- reload
+# Every peer's allowed IPs change. The new file replaces the old by rename and SIGHUP follows
+# at once; the file watcher's own reload (0.5 to 1 s later) then finds nothing to do. The
+# root logs the `reload:` lines once the whole change is applied.
+write_config 1 "$WORK/reload.yaml"
+mv "$WORK/reload.yaml" "$CONF"
+cpu_before=$(bench_cpu_ticks "$PID")
+t=$(bench_now_ms)
+kill -HUP "$PID"
+reload_ok=false
+deadline=$((t + 120000))
+while (($(bench_now_ms) < deadline)); do
+    kill -0 "$PID" 2>/dev/null || break
+    changed=$(grep -c 'reload: peer changed' "$OUT/vpnd.log" || true)
+    if ((changed >= PEERS)); then
+        reload_ok=true
+        break
+    fi
+    grep -q 'reload refused\|reload: nothing changed' "$OUT/vpnd.log" && break
+    sleep 0.01
+done
+reload_ms=$(($(bench_now_ms) - t))
+reload_cpu_ms=$((($(bench_cpu_ticks "$PID") - cpu_before) * 1000 / $(getconf CLK_TCK)))
+[[ $reload_ok == true ]] || bench_log "the reload did not report $PEERS changed peers (see $OUT/vpnd.log)"
+bench_log "reload of $PEERS changed peers: ${reload_ms} ms, CPU ${reload_cpu_ms} ms"
+
 # ---------------------------------------------------------------- stop
 t=$(bench_now_ms)
 kill -TERM "$PID"
@@ -265,6 +301,8 @@ jq -n \
     --argjson show_peers "$show_peers" \
     --argjson wg_ok "$wg_ok" --argjson wg_ms "$wg_ms" --argjson wg_peers "$wg_peers" \
     --argjson stats_ms "$stats_ms" --argjson stop_ms "$stop_ms" \
+    --argjson reload_ok "$reload_ok" --argjson reload_ms "$reload_ms" \
+    --argjson reload_cpu_ms "$reload_cpu_ms" \
     --argjson max_start_ms "$MAX_START_MS" --argjson max_rss_mib "$MAX_RSS_MIB" --argjson pass "$pass" \
     --arg log_level "$LOG_LEVEL" --arg vpnd "$("$VPND" --version 2>/dev/null || echo unknown)" \
     --arg kernel "$(uname -r)" --argjson nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
@@ -277,7 +315,8 @@ jq -n \
                 after_queries: $rss_after, peak_after_queries: $rss_hwm},
       show: {ok: $show_ok, ms: $show_ms, bytes: $show_bytes, peers: $show_peers},
       wg_show_dump: {ok: $wg_ok, ms: $wg_ms, peers: $wg_peers},
-      stats_ms: $stats_ms, stop_ms: $stop_ms,
+      stats_ms: $stats_ms, reload: {ok: $reload_ok, ms: $reload_ms, cpu_ms: $reload_cpu_ms},
+      stop_ms: $stop_ms,
       targets: {start_ms: $max_start_ms, rss_mib: $max_rss_mib}, pass: $pass}' >"$OUT/scale.json"
 
 printf '\nvpnd scale: %d peers, %d allowed-IP prefixes (%s MB of YAML), log level %s\n' \
@@ -295,6 +334,8 @@ printf '  %-34s %8s ms   (%s bytes, %s peers%s)\n' "vpnctl show --json" "$show_m
 printf '  %-34s %8s ms   (%s peers%s)\n' "wg show dump (UAPI)" "$wg_ms" "$wg_peers" \
     "$([[ $wg_ok == true ]] || echo ', FAILED')"
 printf '  %-34s %8s ms\n' "vpnctl stats" "$stats_ms"
+printf '  %-34s %8s ms   (CPU %s ms%s)\n' "reload, every peer changed" "$reload_ms" \
+    "$reload_cpu_ms" "$([[ $reload_ok == true ]] || echo ', FAILED')"
 printf '  %-34s %8s ms\n' "SIGTERM until exit" "$stop_ms"
 printf '  %-34s %8s\n' "threads" "$threads"
 printf '  result: %s   (%s)\n' "$([[ $pass == true ]] && echo PASS || echo FAIL)" "$OUT/scale.json"

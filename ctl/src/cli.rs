@@ -275,7 +275,8 @@ pub struct ChangeArgs {
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The configuration file to validate (read by the daemon)
+    /// The configuration file to validate (read by the daemon if it is in the daemon's
+    /// configuration directory, else read here and sent)
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Print the daemon's answer (the RPC result) as JSON

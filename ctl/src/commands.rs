@@ -335,6 +335,30 @@ fn reload(cli: &Cli, args: &JsonArgs, out: &mut dyn Write) -> Result<(), Failure
     print_change(out, &result, "reload", &common)
 }
 
+/// The largest configuration `check` sends: what fits in one request (the daemon's own limit
+/// for a file is larger, but a file that big is checked with `vpnd --check`).
+const MAX_CHECK_TEXT: u64 = (protocol::rpc::MAX_MESSAGE_SIZE / 2) as u64;
+
+/// Reads a configuration file to send as `config.check` content.
+fn read_config_text(path: &Path) -> Result<String, Failure> {
+    let fail = |reason: String| Failure::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_CHECK_TEXT + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_CHECK_TEXT {
+        return Err(fail(format!(
+            "larger than {MAX_CHECK_TEXT} bytes, too large to send to the daemon; {}",
+            check_offline_hint(path)
+        )));
+    }
+    Ok(text)
+}
+
 /// The hint printed when `check` cannot reach the daemon.
 pub fn check_offline_hint(file: &Path) -> String {
     format!(
@@ -354,10 +378,23 @@ fn check(
         path: args.file.clone(),
         reason: e.to_string(),
     })?;
-    let p = ConfigCheckParams {
-        path: path.to_string_lossy().into_owned(),
+    let by_path = ConfigCheckParams {
+        path: Some(path.to_string_lossy().into_owned()),
+        ..Default::default()
     };
-    let result = match call(cli, "config.check", params(&p)?) {
+    let mut answer = call(cli, "config.check", params(&by_path)?);
+    // The daemon reads only files in its configuration directory; anything else we read
+    // ourselves, with our own permissions, and send.
+    if matches!(&answer, Err(Failure::Client(ClientError::Refused(e))) if e.code == protocol::rpc::REFUSED)
+    {
+        let by_content = ConfigCheckParams {
+            content: Some(read_config_text(&path)?),
+            name: Some(path.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        answer = call(cli, "config.check", params(&by_content)?);
+    }
+    let result = match answer {
         Err(Failure::Client(e @ ClientError::Unreachable { .. })) => {
             return Err(Failure::WithHint {
                 failure: Box::new(e.into()),

@@ -15,6 +15,14 @@ use ractor::{ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// How long a caller waits for the root to apply one change or reload ([`RootMsg::Edit`],
+/// [`RootMsg::Reload`]), in milliseconds. The root applies changes one at a time, and one may
+/// restart every peer and resynchronise every route: the wait is generous so that a large
+/// reload is not reported as failed, yet bounded so that a wedged root shows as an error
+/// instead of a hung client. A caller that gives up does not cancel the change; the root
+/// finishes it.
+pub const APPLY_TIMEOUT_MS: u64 = 20_000;
+
 /// Messages to the root.
 pub enum RootMsg {
     /// Applies a change to the configuration in force at its turn (and saves the result if the

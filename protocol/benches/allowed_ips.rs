@@ -1,12 +1,14 @@
-//! Longest-prefix-match lookup at 10, 1,000 and 100,000 random prefixes, and bulk insert.
+//! Longest-prefix-match lookup at 10, 1,000 and 100,000 random prefixes, bulk insert, and
+//! replacing one peer's prefixes in a table of many peers.
 //!
 //! Lookup time should stay roughly flat as the table grows: it depends on the address width,
-//! not on the number of entries.
+//! not on the number of entries. So should replacing a peer's prefixes with the indexed table;
+//! the full scan grows with the table.
 
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use protocol::allowed_ips::{AllowedIps, IpPrefix};
+use protocol::allowed_ips::{AllowedIps, IndexedAllowedIps, IpPrefix};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -143,5 +145,50 @@ fn insert(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookup, insert);
+/// Prefixes per peer in the replace benchmark, as in bench/scale.sh.
+const PER_PEER: usize = 10;
+
+/// A peer update: remove all of one peer's prefixes and insert its new ones, in a table of
+/// `peers` peers with `PER_PEER` prefixes each. `scan` is [`AllowedIps::remove_value`], which
+/// walks the whole table; `indexed` is [`IndexedAllowedIps::remove_value`].
+fn replace_peer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("replace_peer");
+    for peers in [1_000usize, 10_000] {
+        let list = prefixes(peers * PER_PEER, false, 3);
+        let owner = |i: usize| (i / PER_PEER) as u32;
+        let mut scan: AllowedIps<u32> = list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, owner(i)))
+            .collect();
+        let mut indexed = IndexedAllowedIps::new();
+        for (i, p) in list.iter().enumerate() {
+            indexed.insert(*p, owner(i));
+        }
+        let mut peer = 0usize;
+        group.bench_with_input(BenchmarkId::new("scan", peers), &peers, |b, _| {
+            b.iter(|| {
+                peer = (peer + 7919) % peers;
+                let id = peer as u32;
+                scan.remove_value(&id);
+                for p in &list[peer * PER_PEER..(peer + 1) * PER_PEER] {
+                    scan.insert(*p, id);
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("indexed", peers), &peers, |b, _| {
+            b.iter(|| {
+                peer = (peer + 7919) % peers;
+                let id = peer as u32;
+                black_box(indexed.remove_value(&id));
+                for p in &list[peer * PER_PEER..(peer + 1) * PER_PEER] {
+                    indexed.insert(*p, id);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookup, insert, replace_peer);
 criterion_main!(benches);

@@ -16,6 +16,13 @@
 //! A lookup walks at most one node per prefix length (33 for IPv4, 129 for IPv6), comparing
 //! with a single XOR and leading-zero count per node, so its cost depends on the address width
 //! and not on how many prefixes are stored. Lookups take `&self` and never allocate.
+//!
+//! [`IndexedAllowedIps`] adds an index from each value to its prefixes, for tables whose
+//! values (peers) are removed and replaced as a whole.
+
+mod indexed;
+
+pub use indexed::IndexedAllowedIps;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
@@ -458,6 +465,11 @@ impl<K: Key, T> Trie<K, T> {
     }
 
     fn remove(&mut self, key: K, len: u8) -> Option<T> {
+        self.remove_if(key, len, |_| true)
+    }
+
+    /// Removes the prefix if it is present and `f` accepts its value.
+    fn remove_if(&mut self, key: K, len: u8, f: impl FnOnce(&T) -> bool) -> Option<T> {
         let key = key.mask(len);
         let mut parent_link = Link::Root;
         let mut link = Link::Root;
@@ -473,6 +485,9 @@ impl<K: Key, T> Trie<K, T> {
             parent_link = link;
             link = Link::Child(cur, key.bit(node.len));
             cur = node.children[key.bit(node.len)];
+        }
+        if !f(self.node(cur).value.as_ref()?) {
+            return None;
         }
         let value = self.node_mut(cur).value.take()?;
         self.len -= 1;
@@ -619,6 +634,15 @@ impl<T> AllowedIps<T> {
         }
     }
 
+    /// Removes exactly `prefix` (host bits ignored) if `f` accepts its value, and returns
+    /// that value. One walk, where [`AllowedIps::get`] then [`AllowedIps::remove`] take two.
+    pub fn remove_if(&mut self, prefix: &IpPrefix, f: impl FnOnce(&T) -> bool) -> Option<T> {
+        match prefix.addr {
+            IpAddr::V4(a) => self.v4.remove_if(a.into(), prefix.len, f),
+            IpAddr::V6(a) => self.v6.remove_if(a.into(), prefix.len, f),
+        }
+    }
+
     /// Keeps only the entries for which `f` returns true, calling it once per entry in an
     /// unspecified order.
     pub fn retain(&mut self, mut f: impl FnMut(&IpPrefix, &T) -> bool) {
@@ -627,6 +651,9 @@ impl<T> AllowedIps<T> {
     }
 
     /// Removes every prefix mapped to `value` (for example all of one peer's allowed IPs).
+    ///
+    /// This walks the whole table; [`IndexedAllowedIps::remove_value`] touches only the
+    /// value's own prefixes.
     pub fn remove_value(&mut self, value: &T)
     where
         T: PartialEq,
@@ -834,7 +861,7 @@ mod tests {
     }
 
     impl<T> AllowedIps<T> {
-        fn check(&self) -> usize {
+        pub(super) fn check(&self) -> usize {
             self.v4.check() + self.v6.check()
         }
         fn arena_slots(&self) -> usize {
@@ -1040,6 +1067,11 @@ mod tests {
         assert_eq!(t.remove(&p("10.1.1.0/24")), Some(4));
         assert_eq!(t.check(), 2);
         assert_eq!(t.remove(&p("10.1.1.0/24")), None);
+        assert_eq!(t.remove_if(&p("10.0.0.0/8"), |v| *v == 2), None);
+        assert_eq!(t.remove_if(&p("10.0.0.0/9"), |_| true), None);
+        assert_eq!(t.check(), 2);
+        assert_eq!(t.remove_if(&p("10.0.0.0/8"), |v| *v == 1), Some(1));
+        assert_eq!(t.insert(p("10.0.0.0/8"), 1), None);
         assert_eq!(t.remove(&p("10.0.0.0/8")), Some(1));
         assert_eq!(t.lookup(ip("10.9.9.9")), None);
         assert_eq!(t.lookup(ip("10.2.9.9")), Some(&3));

@@ -775,20 +775,27 @@ fn interface_reload_check_save() {
     assert!(ctl.result("stats", None)["drops"].is_object());
 
     // config.check: a valid copy, an invalid file (every error on stderr),
-    // a missing file, as JSON; the daemon's own file is untouched.
-    let valid = write_file(keydir.path(), "valid.yaml", &config.to_yaml(), 0o600);
+    // a missing file, as JSON; the daemon's own file is untouched. The
+    // daemon reads only files in its configuration directory (that of
+    // --config); `vpnctl check` sends any other file's text (issue 15).
+    let confdir = file.parent().unwrap().to_path_buf();
+    let valid = write_file(&confdir, "valid.yaml", &config.to_yaml(), 0o600);
     let out = ctl.ok(&["check", p(&valid)]);
     assert_eq!(out, format!("{}: configuration is valid\n", p(&valid)));
     let res = ctl.json(&["check", p(&valid)]);
     assert_eq!(res, json!({"valid": true, "errors": [], "warnings": []}));
     let broken_yaml =
         "interface:\n  name: vpn0\n  mtu: 5\npeers:\n  - public_key: zzz\n    allowed_ips: []\n";
+    // Outside the directory: vpnctl reads it and sends the text.
     let invalid = write_file(keydir.path(), "invalid.yaml", broken_yaml, 0o600);
     let err = ctl.fails(&["check", p(&invalid)], 1);
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() >= 3, "one line per problem: {err}");
     assert!(lines.iter().all(|l| l.starts_with("vpnctl: ")), "{err}");
-    assert!(err.contains("interface.mtu"), "{err}");
+    assert!(
+        err.contains(&format!("{}: interface.mtu", p(&invalid))),
+        "{err}"
+    );
     assert!(err.contains("peers[0].public_key"), "{err}");
     assert!(err.contains("private_key"), "{err}");
     let r = ctl.run(&["check", p(&invalid), "--json"]);
@@ -798,14 +805,16 @@ fn interface_reload_check_save() {
     assert_eq!(res["errors"].as_array().unwrap().len(), lines.len());
     let err = ctl.fails(&["check", p(&keydir.path().join("missing.yaml"))], 1);
     assert!(err.contains("missing.yaml"), "{err}");
+    let err = ctl.fails(&["check", p(&confdir.join("missing.yaml"))], 1);
+    assert!(err.contains("missing.yaml"), "{err}");
     // A relative path is made absolute for the daemon.
     let mut cmd = vpnd.vpnctl(["check", "valid.yaml"]);
-    cmd.current_dir(keydir.path());
+    cmd.current_dir(&confdir);
     let out = ran(&run_with_timeout(&mut cmd, VPNCTL_TIMEOUT).unwrap());
     assert_eq!(out.code, 0, "{}", out.stderr);
     // Warnings go to stderr; the file is still valid.
     let open = write_file(
-        keydir.path(),
+        &confdir,
         "open.yaml",
         &VpndConfig::new("vpn0", &ka).to_yaml(),
         0o644,
@@ -813,8 +822,55 @@ fn interface_reload_check_save() {
     let r = ctl.run(&["check", p(&open)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.starts_with("vpnctl: warning: "), "{}", r.stderr);
-    let res = ctl.result("config.check", Some(json!({"path": p(&invalid)})));
+    let inside = write_file(&confdir, "invalid.yaml", broken_yaml, 0o600);
+    let res = ctl.result("config.check", Some(json!({"path": "invalid.yaml"})));
     assert_eq!(res["valid"], json!(false));
+    assert!(
+        res["errors"][0].as_str().unwrap().contains(p(&inside)),
+        "{res}"
+    );
+    // Sent as text, a file with its keys inline checks anywhere; one that
+    // names a key file outside the directory is not read for the client.
+    let inline = write_file(
+        keydir.path(),
+        "inline.yaml",
+        &VpndConfig::new("vpn0", &ka).to_yaml(),
+        0o600,
+    );
+    assert_eq!(ctl.json(&["check", p(&inline)])["valid"], json!(true));
+    let with_key_file = write_file(keydir.path(), "keyfile.yaml", &config.to_yaml(), 0o600);
+    let err = ctl.fails(&["check", p(&with_key_file)], 1);
+    assert!(
+        err.contains(&format!("key file {} is not read", p(&private_file))),
+        "{err}"
+    );
+    // Over the socket: a path outside is refused without being read, the
+    // text is checked.
+    let secret = write_file(
+        keydir.path(),
+        "secret",
+        "root:$6$not-for-clients:1::::::\n",
+        0o600,
+    );
+    for path in [p(&secret), "/etc/shadow", "../../etc/passwd"] {
+        let e = ctl.error("config.check", Some(json!({"path": path})), -32000);
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.contains("outside the configuration directory"), "{e}");
+        assert!(!msg.contains("not-for-clients"), "{e}");
+    }
+    let res = ctl.result(
+        "config.check",
+        Some(json!({"content": broken_yaml, "name": "draft.yaml"})),
+    );
+    assert_eq!(res["valid"], json!(false));
+    assert!(
+        res["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("draft.yaml: "),
+        "{res}"
+    );
+    ctl.error("config.check", Some(json!({})), -32602);
     ctl.error("config.check", None, -32602);
     ctl.error("config.check", Some(json!({"path": 1})), -32602);
     // Without a daemon: exit 3 and a hint.

@@ -93,7 +93,11 @@ async fn watch(path: PathBuf, root: ActorRef<crate::vocab::RootMsg>) {
                 continue;
             }
             tracing::info!(file = %path.display(), "configuration file changed; reloading");
-            let r = ractor::call_t!(root, crate::vocab::RootMsg::Reload, 20_000);
+            let r = ractor::call_t!(
+                root,
+                crate::vocab::RootMsg::Reload,
+                crate::vocab::APPLY_TIMEOUT_MS
+            );
             if let Err(e) = r {
                 tracing::warn!(error = %e, "reload after file change failed");
             }

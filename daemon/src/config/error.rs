@@ -167,6 +167,18 @@ pub enum ProblemKind {
         /// Why its contents are not a key.
         error: KeyError,
     },
+    /// A key file a check over the control socket may not read (see
+    /// [`super::KeyFiles`]).
+    #[error(
+        "key file {path} is not read: {reason}; write the key inline or check the file as root \
+         with `vpnd --check --config FILE`"
+    )]
+    KeyFileNotRead {
+        /// The file, resolved against the configuration's directory.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// A key file far larger than a key; probably the wrong file.
     #[error("key file {path} is larger than {limit} bytes; it does not hold just a key")]
     KeyFileTooLarge {

@@ -16,6 +16,7 @@
 //! [`Config`], and `write` serializes a [`Config`] back to YAML.
 
 mod cidr;
+pub mod confine;
 mod endpoint;
 mod error;
 mod hints;
@@ -309,7 +310,41 @@ pub fn parse_str(
     origin: &str,
     base_dir: &Path,
 ) -> Result<Config, ConfigError> {
-    parse_checked(text, format, origin, base_dir).map_err(|e| {
+    parse_with(text, format, origin, base_dir, KeyFiles::Anywhere)
+}
+
+/// Which key files a check may read.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyFiles<'a> {
+    /// Any the configuration names (the daemon's own configuration, `vpnd --check`).
+    Anywhere,
+    /// Only files inside this directory (the daemon's configuration directory), for text a
+    /// control client sent: the daemon runs as root and must not read files elsewhere for it.
+    Within(&'a Path),
+    /// None (a daemon started without a configuration file has no such directory).
+    None,
+}
+
+/// [`parse_str`] for text a control client sent: relative key file paths are taken from
+/// `dir`, and key files are read only as `key_files` allows.
+pub fn parse_untrusted(
+    text: &str,
+    format: Format,
+    origin: &str,
+    dir: &Path,
+    key_files: KeyFiles<'_>,
+) -> Result<Config, ConfigError> {
+    parse_with(text, format, origin, dir, key_files)
+}
+
+fn parse_with(
+    text: &str,
+    format: Format,
+    origin: &str,
+    base_dir: &Path,
+    key_files: KeyFiles<'_>,
+) -> Result<Config, ConfigError> {
+    parse_checked(text, format, origin, base_dir, key_files).map_err(|e| {
         // Only a text vpnd refuses can be a wg-quick file given by mistake; vpnd's own TOML
         // (`[interface]`, a hub's `address = ...`) must never be taken for one.
         match hints::wg_quick(text, origin) {
@@ -324,11 +359,12 @@ fn parse_checked(
     format: Format,
     origin: &str,
     base_dir: &Path,
+    key_files: KeyFiles<'_>,
 ) -> Result<Config, ConfigError> {
     let root = syntax::parse(text, format).map_err(|p| ConfigError::new(origin, p))?;
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let checked = validate::check(root, base_dir, &mut problems, &mut warnings);
+    let checked = validate::check(root, base_dir, key_files, &mut problems, &mut warnings);
     match checked {
         Some(c) if problems.is_empty() => Ok(Config {
             source_path: None,

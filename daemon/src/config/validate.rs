@@ -3,6 +3,7 @@
 //! configuration is produced only when there are none.
 
 use super::cidr::Cidr;
+use super::confine::{self, ConfineError};
 use super::endpoint::Endpoint;
 use super::error::{Problem, ProblemKind};
 use super::schema::{self, Int, RawControl, RawInterface, RawPeer};
@@ -10,7 +11,7 @@ use super::{
     default_socket, ControlConfig, InterfaceConfig, PeerConfig, DEFAULT_MTU,
     DEFAULT_REKEY_AFTER_BYTES, MAX_SOCKET_PATH_LEN,
 };
-use super::{hints, keyfile, path};
+use super::{hints, keyfile, path, KeyFiles};
 use config::{Map, Value, ValueKind};
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::collections::HashMap;
@@ -29,11 +30,13 @@ pub(super) struct Checked {
 pub(super) fn check(
     root: Map<String, Value>,
     base_dir: &Path,
+    key_files: KeyFiles<'_>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Option<Checked> {
     let mut c = Checker {
         base_dir,
+        key_files,
         problems,
         warnings,
     };
@@ -83,6 +86,7 @@ struct PartialInterface {
 
 struct Checker<'a> {
     base_dir: &'a Path,
+    key_files: KeyFiles<'a>,
     problems: &'a mut Vec<Problem>,
     warnings: &'a mut Vec<String>,
 }
@@ -150,7 +154,26 @@ impl Checker<'_> {
             return None;
         }
         let resolved = self.resolve(file);
-        match keyfile::read::<K>(&resolved) {
+        let readable = match self.key_files {
+            KeyFiles::Anywhere => Ok(resolved.clone()),
+            KeyFiles::Within(dir) => confine::within(dir, &resolved).map_err(|e| match e {
+                ConfineError::Unresolvable { path, error } => {
+                    ProblemKind::KeyFileUnreadable { path, error }
+                }
+                other => ProblemKind::KeyFileNotRead {
+                    path: resolved.clone(),
+                    reason: other.to_string(),
+                },
+            }),
+            KeyFiles::None => Err(ProblemKind::KeyFileNotRead {
+                path: resolved.clone(),
+                reason: "the daemon was started without a configuration file, so it reads no \
+                         key file for a control client"
+                    .to_string(),
+            }),
+        };
+        let read = readable.and_then(|real| keyfile::read::<K>(&real));
+        match read {
             Ok(read) => {
                 if read.too_open() {
                     self.warn(

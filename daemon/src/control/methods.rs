@@ -1,20 +1,16 @@
 //! JSON-RPC method dispatch. Every change builds a complete new configuration and hands it to
 //! the root supervisor, the same path a reload and the UAPI take.
 
-use crate::config::{self, Config, Endpoint, PeerConfig};
+use crate::config::{Config, Endpoint, PeerConfig};
 use crate::reconfig::ChangeReport;
 use crate::vocab::Daemon;
 pub use crate::vocab::PlannedChange;
-use crate::vocab::{EditError, EditFn, RootMsg};
+use crate::vocab::{EditError, EditFn, RootMsg, APPLY_TIMEOUT_MS};
 use protocol::allowed_ips::IpPrefix;
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use protocol::rpc::{self, *};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::path::Path;
-
-/// How long a change may take to apply.
-const APPLY_TIMEOUT_MS: u64 = 20_000;
 
 /// Decodes one raw request line: a JSON-RPC 2.0 request, or the error response to send for it
 /// (parse error, invalid request). The request's `id` is exactly the line's (`Some(Null)` for
@@ -153,18 +149,13 @@ async fn dispatch(daemon: &Daemon, method: &str, p: Option<Value>) -> Result<Val
         }
         "config.check" => {
             let c: ConfigCheckParams = required(p)?;
-            let r = match config::load(Path::new(&c.path)) {
-                Ok(cfg) => ConfigCheckResult {
-                    valid: true,
-                    errors: vec![],
-                    warnings: cfg.warnings,
-                },
-                Err(e) => ConfigCheckResult {
-                    valid: false,
-                    errors: e.to_string().lines().map(str::to_string).collect(),
-                    warnings: vec![],
-                },
-            };
+            let config_file = daemon.config.read().source_path.clone();
+            // Reading files blocks: off the runtime's worker threads.
+            let r = tokio::task::spawn_blocking(move || {
+                super::check::config_check(config_file.as_deref(), c)
+            })
+            .await
+            .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))??;
             to_value(&r)
         }
         "stats" => {

@@ -1,4 +1,5 @@
 //! The JSON-RPC control server: transport (local socket), framing, and method dispatch.
 
+pub mod check;
 pub mod methods;
 pub mod server;

@@ -3,19 +3,28 @@
 
 use crate::dataplane::peer_handle::PeerHandle;
 use parking_lot::RwLock;
-use protocol::allowed_ips::{AllowedIps, IpPrefix};
+use protocol::allowed_ips::{IndexedAllowedIps, IpPrefix};
 use protocol::keys::PublicKey;
 use protocol::noise::peer::IndexRegistry;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 
-/// A peer handle compared by identity, for the allowed-IPs table.
+/// A peer handle compared and hashed by identity, for the allowed-IPs table.
 #[derive(Clone, Debug)]
 pub struct PeerRef(pub Arc<PeerHandle>);
 
 impl PartialEq for PeerRef {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PeerRef {}
+
+impl Hash for PeerRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
     }
 }
 
@@ -80,7 +89,9 @@ pub struct Router {
     by_key: RwLock<HashMap<PublicKey, Arc<PeerHandle>>>,
     /// Receiver indices.
     pub indices: Arc<IndexMap>,
-    allowed: RwLock<AllowedIps<PeerRef>>,
+    /// Indexed by peer, so replacing one peer's prefixes under the write lock costs their
+    /// number, not the table's size (a reload of every peer would be quadratic).
+    allowed: RwLock<IndexedAllowedIps<PeerRef>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -106,9 +117,7 @@ impl Router {
         if let Some(old) = &old {
             table.remove_value(&PeerRef(old.clone()));
         }
-        for p in allowed_ips {
-            table.insert(*p, PeerRef(handle.clone()));
-        }
+        table.replace_value(PeerRef(handle), allowed_ips);
         old
     }
 
@@ -117,11 +126,7 @@ impl Router {
         let Some(h) = self.by_key.read().get(key).cloned() else {
             return;
         };
-        let mut table = self.allowed.write();
-        table.remove_value(&PeerRef(h.clone()));
-        for p in allowed_ips {
-            table.insert(*p, PeerRef(h.clone()));
-        }
+        self.allowed.write().replace_value(PeerRef(h), allowed_ips);
     }
 
     /// Removes a peer if `handle` is still the installed one.

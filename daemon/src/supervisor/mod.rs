@@ -495,7 +495,7 @@ async fn reload_on_sighup(root: ActorRef<RootMsg>) {
     };
     while signals.next().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
-        if let Err(e) = ractor::call_t!(root, RootMsg::Reload, 20_000) {
+        if let Err(e) = ractor::call_t!(root, RootMsg::Reload, crate::vocab::APPLY_TIMEOUT_MS) {
             tracing::warn!(error = %e, "reload failed");
         }
     }

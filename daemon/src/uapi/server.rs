@@ -6,7 +6,7 @@ use super::parse::{self, Operation, SetRequest};
 use super::render::{self, DeviceState, PeerState};
 use super::{edit, errno, MAX_REQUEST_BYTES, MAX_REQUEST_LINES};
 use crate::config::{Config, Endpoint};
-use crate::vocab::{Daemon, EditError, EditFn, PlannedChange, RootMsg};
+use crate::vocab::{Daemon, EditError, EditFn, PlannedChange, RootMsg, APPLY_TIMEOUT_MS};
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,6 @@ use zeroize::Zeroizing;
 /// A client must send a whole request within this time (and may idle this long between
 /// requests).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a change may take to apply.
-const APPLY_TIMEOUT_MS: u64 = 20_000;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]

@@ -351,12 +351,25 @@ pub struct InterfaceSetParams {
 #[serde(deny_unknown_fields)]
 pub struct ReloadParams {}
 
-/// `config.check` parameters.
+/// `config.check` parameters: either `path` or `content`.
+///
+/// The daemon runs as root, so it reads for a client only files inside its configuration
+/// directory (the directory of its `--config` file); anything else is sent as `content`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigCheckParams {
-    /// Path of the file to validate (read by the daemon).
-    pub path: String,
+    /// A file in the daemon's configuration directory, read by the daemon (relative paths
+    /// are taken from that directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The configuration's text, checked as if it were a file in the configuration directory
+    /// (key files are read only from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// With `content`: the name to give it in messages, usually the client's file name; a
+    /// name ending in `.toml` selects TOML, anything else YAML. Default `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// `config.check` result.
