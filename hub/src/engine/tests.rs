@@ -383,7 +383,7 @@ fn shared_store_lookup_and_signal_across_two_hubs() {
     h1.share([1; 16]);
     h2.share([2; 16]);
     let mut store: HashMap<Key, Vec<u8>> = HashMap::new();
-    let mut apply = |ops: Vec<StoreOp>, store: &mut HashMap<Key, Vec<u8>>| -> Vec<StoreOp> {
+    let apply = |ops: Vec<StoreOp>, store: &mut HashMap<Key, Vec<u8>>| -> Vec<StoreOp> {
         let mut rest = Vec::new();
         for op in ops {
             match op {

@@ -112,10 +112,14 @@ pub(super) async fn run(
     // offline) rather than queued behind an outage.
     let mut delay = RETRY_MIN;
     let conn = loop {
-        let attempt = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            client.get_connection_manager_with_config(config.clone()),
-        )
+        // One plain connection first: it fails at once on a refused connection, where the
+        // manager would retry on its own schedule inside our timeout.
+        let attempt = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            client.get_multiplexed_async_connection().await?;
+            client
+                .get_connection_manager_with_config(config.clone())
+                .await
+        })
         .await;
         match attempt {
             Ok(Ok(c)) => break c,
