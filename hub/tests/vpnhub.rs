@@ -9,6 +9,9 @@
 //! - SIGHUP reloads `admission` and drops the peer taken out of it.
 //! - A flood from thousands of source addresses leaves the hub's memory bounded and the hub
 //!   answering.
+//! - Two hubs over one Redis (`store: redis://…`, a redis-server the test starts): peers
+//!   registered on different hubs look each other up and signal each other, also after one
+//!   hub restarts.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -58,22 +61,30 @@ impl Drop for Hubd {
 }
 
 fn write_config(dir: &Path, allow: &[u8]) {
+    write_config_store(dir, allow, "memory")
+}
+
+fn write_config_store(dir: &Path, allow: &[u8], store: &str) {
     let keys: Vec<String> = allow
         .iter()
         .map(|&b| format!("\"{}\"", private(b).public_key()))
         .collect();
     let text = format!(
-        "private_key_file: hub.key\nlisten: [\"127.0.0.1:0\"]\nadmission:\n  allow: [{}]\nstore: memory\n",
+        "private_key_file: hub.key\nlisten: [\"127.0.0.1:0\"]\nadmission:\n  allow: [{}]\nstore: {store}\n",
         keys.join(", ")
     );
     std::fs::write(dir.join("hub.yaml"), text).unwrap();
 }
 
 fn start(dir: &Path, allow: &[u8]) -> Hubd {
+    start_store(dir, allow, "memory")
+}
+
+fn start_store(dir: &Path, allow: &[u8], store: &str) -> Hubd {
     let key = dir.join("hub.key");
     std::fs::write(&key, private(9).to_base64()).unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    write_config(dir, allow);
+    write_config_store(dir, allow, store);
     let mut child = Command::new(env!("CARGO_BIN_EXE_vpnhub"))
         .args(["--config"])
         .arg(dir.join("hub.yaml"))
@@ -125,6 +136,15 @@ impl Hubd {
             .unwrap_or_else(|| panic!("no counter {name} in:\n{text}"))
             .parse()
             .unwrap()
+    }
+
+    /// Waits (a few seconds at most) for counter `name` to reach `want`.
+    fn wait_counter(&self, name: &str, want: u64) {
+        let deadline = Instant::now() + ANSWER;
+        while self.counter(name) < want {
+            assert!(Instant::now() < deadline, "{name} stayed below {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_for_line(&self, needle: &str) -> String {
@@ -486,4 +506,241 @@ fn flood_from_many_sources_keeps_memory_bounded() {
         after.saturating_sub(before) < 8 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
+}
+
+/// A redis-server of the test's own on a free loopback port, without persistence; killed by
+/// its pid when the test ends.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Redis {
+    /// Starts one, or `None` (the test skips) when redis-server is missing outside CI.
+    fn start() -> Option<Redis> {
+        Redis::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Option<Redis> {
+        let child = match Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!(
+                    "skipped: cannot run redis-server ({e}); scripts/install-deps.sh installs it"
+                );
+                return None;
+            }
+            Err(e) => panic!("cannot run redis-server ({e}); scripts/install-deps.sh installs it"),
+        };
+        let redis = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(ANSWER)).unwrap();
+                let mut pong = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read_exact(&mut pong).is_ok()
+                    && &pong == b"+PONG\r\n"
+                {
+                    return Some(redis);
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Looks `peer` up from `link` until the answer shows it online (its registration reaches
+/// Redis a moment after its Registered), for at most a few seconds.
+fn lookup_online(link: &mut Link, peer: u8) -> Message<'static> {
+    let deadline = Instant::now() + ANSWER;
+    loop {
+        link.send_msg(&Message::Lookup { peer: public(peer) });
+        let m = link.recv(ANSWER).expect("presence");
+        let m = match Message::parse(&m).unwrap() {
+            Message::Presence {
+                peer,
+                observed,
+                candidates,
+            } => Message::Presence {
+                peer,
+                observed,
+                candidates,
+            },
+            other => panic!("expected presence, got {other:?}"),
+        };
+        if matches!(
+            m,
+            Message::Presence {
+                observed: Some(_),
+                ..
+            }
+        ) || Instant::now() > deadline
+        {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Peer 1 seals "call me maybe" for peer 2 and sends it through `a`; `b` must receive it and
+/// peer 2 open it.
+fn signal_1_to_2(a: &mut Link, b: &mut Link, text: &[u8]) {
+    let k = envelope_key(&secret(1), &public(2)).unwrap();
+    let mut env = [0u8; 128];
+    let n = seal_envelope(&k, &[5; 24], &public(1), &public(2), text, &mut env).unwrap();
+    a.send_msg(&Message::Signal {
+        to: public(2),
+        from: public(1),
+        envelope: &env[..n],
+    });
+    let got = b.recv(ANSWER).expect("signal forwarded across hubs");
+    let Message::Signal { to, from, envelope } = Message::parse(&got).unwrap() else {
+        panic!("expected a signal")
+    };
+    assert_eq!((to, from), (public(2), public(1)));
+    let k2 = envelope_key(&secret(2), &public(1)).unwrap();
+    let mut out = [0u8; 128];
+    let m = open_envelope(&k2, &from, &to, envelope, &mut out).unwrap();
+    assert_eq!(&out[..m], text);
+}
+
+#[test]
+fn two_hubs_over_redis_share_presence_and_signaling() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let store = format!("redis://127.0.0.1:{}/0", redis.port);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hub1 = start_store(d1.path(), &[1, 2], &store);
+    let mut hub2 = start_store(d2.path(), &[1, 2], &store);
+    hub1.wait_for_line("subscribed to");
+    hub2.wait_for_line("subscribed to");
+    assert_eq!(hub1.counter("store_connected"), 1);
+
+    // Peer 1 on hub 1 (UDP), peer 2 on hub 2 (TCP, so the delivery is hub 2's own).
+    let mut a = Link::udp(hub1.addr);
+    let a_seen = a.stun(hub1.addr);
+    let lan: SocketAddr = "192.168.7.1:51820".parse().unwrap();
+    assert!(a.register(1, a_seen, &[lan]).is_some());
+    let mut b = Link::tcp(hub2.addr);
+    let b_seen = b.stun(hub2.addr);
+    assert!(b.register(2, b_seen, &[]).is_some());
+
+    // Each finds the other through the other hub: observed address and candidates.
+    assert_eq!(
+        lookup_online(&mut a, 2),
+        Message::Presence {
+            peer: public(2),
+            observed: Some(b_seen),
+            candidates: Candidates::default()
+        }
+    );
+    assert_eq!(
+        lookup_online(&mut b, 1),
+        Message::Presence {
+            peer: public(1),
+            observed: Some(a_seen),
+            candidates: Candidates::from_slice(&[lan])
+        }
+    );
+    assert!(hub1.counter("lookups_remote") >= 1);
+
+    // A sealed signal from 1 via hub 1 reaches 2 via hub 2, and opens.
+    signal_1_to_2(&mut a, &mut b, b"candidates: 192.168.7.1:51820");
+    // Hub 1 counts after Redis answers its PUBLISH, which may be after the delivery.
+    hub1.wait_counter("signals_to_remote", 1);
+    assert_eq!(hub2.counter("signals_from_remote"), 1);
+
+    // Hub 2 restarts: its peer's old record names a hub that is gone, so a signal meanwhile
+    // gets "offline"; once peer 2 re-registers (as vpnd does on losing its hub) all works.
+    drop(b);
+    let _ = hub2.child.kill();
+    let _ = hub2.child.wait();
+    hub2 = start_store(d2.path(), &[1, 2], &store);
+    hub2.wait_for_line("subscribed to");
+    let k = envelope_key(&secret(1), &public(2)).unwrap();
+    let mut env = [0u8; 128];
+    let n = seal_envelope(&k, &[6; 24], &public(1), &public(2), b"anyone?", &mut env).unwrap();
+    a.send_msg(&Message::Signal {
+        to: public(2),
+        from: public(1),
+        envelope: &env[..n],
+    });
+    assert!(matches!(
+        Message::parse(&a.recv(ANSWER).expect("offline answer")).unwrap(),
+        Message::Presence { observed: None, .. }
+    ));
+    let mut b = Link::tcp(hub2.addr);
+    let b_seen2 = b.stun(hub2.addr);
+    assert!(b.register(2, b_seen2, &[]).is_some());
+    let deadline = Instant::now() + ANSWER;
+    while lookup_online(&mut a, 2)
+        != (Message::Presence {
+            peer: public(2),
+            observed: Some(b_seen2),
+            candidates: Candidates::default(),
+        })
+    {
+        assert!(
+            Instant::now() < deadline,
+            "peer 2's new registration not seen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_1_to_2(&mut a, &mut b, b"again");
+    assert_eq!(hub2.counter("signals_from_remote"), 1);
+}
+
+#[test]
+fn hub_serves_alone_while_redis_is_unreachable_and_joins_when_it_comes() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+        && std::env::var_os("CI").is_none()
+    {
+        eprintln!("skipped: no redis-server; scripts/install-deps.sh installs it");
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_store(dir.path(), &[1, 2], &format!("redis://127.0.0.1:{port}/0"));
+    hub.wait_for_line("unreachable");
+    // Meanwhile: STUN and registration work, a lookup of a peer elsewhere answers offline.
+    let mut a = Link::udp(hub.addr);
+    let seen = a.stun(hub.addr);
+    assert!(a.register(1, seen, &[]).is_some());
+    a.send_msg(&Message::Lookup { peer: public(2) });
+    assert!(matches!(
+        Message::parse(&a.recv(ANSWER).unwrap()).unwrap(),
+        Message::Presence { observed: None, .. }
+    ));
+    assert!(hub.counter("store_errors") >= 1);
+    assert_eq!(hub.counter("store_connected"), 0);
+    // Redis comes: the hub connects on its next retry, without a restart.
+    let _redis = Redis::start_on(port).unwrap();
+    hub.wait_for_line("subscribed to");
+    assert_eq!(hub.counter("store_connected"), 1);
 }

@@ -5,7 +5,7 @@
 //! listen: ["0.0.0.0:3478"]                # each address serves UDP and TCP on that port
 //! admission:
 //!   allow: [<peer public key>, ...]       # or allow_any: true
-//! store: memory                           # or redis://HOST:PORT/DB (not built yet)
+//! store: memory                           # or redis://HOST:PORT/DB (several hubs)
 //! ```
 //!
 //! [`load`] returns a checked [`HubConfig`] or a [`ConfigError`] listing every problem, one
@@ -87,7 +87,7 @@ pub struct HubConfig {
     pub listen: Vec<SocketAddr>,
     /// Who may register.
     pub admission: AdmissionConfig,
-    /// The store; only [`Store::Memory`] runs in this version.
+    /// Where presence and signaling live: this process, or Redis shared by several hubs.
     pub store: Store,
     /// Things that work but deserve attention, as `origin: field: message`; the caller logs
     /// them.

@@ -120,7 +120,7 @@ fn syntax_duplicates_and_hostile_text_are_errors_not_panics() {
 }
 
 #[test]
-fn redis_store_is_parsed_then_refused_as_not_built() {
+fn redis_store_urls_are_parsed_and_accepted() {
     assert_eq!(
         parse_store("redis://10.0.0.5:6380/2"),
         Ok(Store::Redis {
@@ -147,14 +147,22 @@ fn redis_store_is_parsed_then_refused_as_not_built() {
     ] {
         assert!(parse_store(bad).is_err(), "{bad}");
     }
-    let e = errors(&format!(
-        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow_any: true}}\nstore: redis://127.0.0.1:6379/0\n"
-    ));
-    assert!(
-        e.contains(
-            "store: `redis://127.0.0.1:6379/0` is valid but the Redis store is not built yet in this vpnhub; use `store: memory` (one hub)"
+    let c = parse_str(
+        &format!(
+            "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:1\"]\nadmission: {{allow_any: true}}\nstore: redis://127.0.0.1:6379/0\n"
         ),
-        "{e}"
+        Format::Yaml,
+        "hub.yaml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        c.store,
+        Store::Redis {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            db: 0
+        }
     );
 }
 

@@ -59,6 +59,20 @@ counters! {
     drop_unregistered,
     /// Dropped: a Signal whose `from` is not the key registered at its source.
     drop_spoofed_from,
+    /// Lookups answered from the shared store (a peer registered on another hub).
+    lookups_remote,
+    /// Signals handed to the hub where their recipient is registered.
+    signals_to_remote,
+    /// Signals from another hub delivered to a peer registered here.
+    signals_from_remote,
+    /// Dropped: a signal from another hub that does not parse or whose recipient is not here.
+    drop_remote_signal,
+    /// Shared-store records that do not parse (corrupt, foreign or oversized).
+    store_bad_record,
+    /// Shared-store operations that failed: store unreachable, error or timeout.
+    store_errors,
+    /// Shared-store operations dropped because the store's queue was full.
+    store_queue_full,
     /// TCP connections accepted.
     tcp_accepted,
     /// TCP connections refused (over the connection cap).

@@ -14,10 +14,15 @@
 //!   moves it.
 //!
 //! Everything else, and anything over a rate or table bound, is dropped silently and counted.
+//!
+//! With a shared store ([`Hub::share`], `store: redis://…`) registrations are also published,
+//! and lookups and signals for peers not registered here become [`StoreOp`]s for the I/O layer
+//! (module [`shared`]).
 
 pub mod counters;
 pub mod limits;
 pub mod ratelimit;
+pub mod shared;
 mod stun;
 
 #[cfg(test)]
@@ -36,6 +41,7 @@ use zeroize::Zeroizing;
 pub use counters::Counters;
 pub use limits::{Limits, NONCE_BUCKET, REGISTRATION_TTL, SWEEP_INTERVAL};
 use ratelimit::{Bucket, SourceLimiter};
+pub use shared::{HubId, StoreOp};
 
 /// A raw public key.
 pub type Key = [u8; KEY_LEN];
@@ -108,6 +114,8 @@ pub struct Hub {
     verify_budget: Bucket,
     counters: Counters,
     next_sweep: Instant,
+    /// With a shared store: this hub's id there and the operations not yet drained.
+    shared: Option<(HubId, Vec<StoreOp>)>,
 }
 
 impl Hub {
@@ -139,6 +147,29 @@ impl Hub {
             verify_budget: Bucket::full(limits.verify_per_sec, now),
             counters: Counters::default(),
             next_sweep: now + SWEEP_INTERVAL,
+            shared: None,
+        }
+    }
+
+    /// Shares presence and signaling with other hubs through a store, as hub `id`: from now
+    /// on registrations and misses produce [`StoreOp`]s (see [`Hub::drain_store_ops`]).
+    pub fn share(&mut self, id: HubId) {
+        self.shared = Some((id, Vec::new()));
+    }
+
+    /// The operations for the shared store produced so far (none without one). The I/O layer
+    /// drains them after every call into the hub, so the queue holds at most one call's
+    /// worth (a sweep's removals at most, bounded by the registration table).
+    pub fn drain_store_ops(&mut self) -> Vec<StoreOp> {
+        match &mut self.shared {
+            Some((_, ops)) => std::mem::take(ops),
+            None => Vec::new(),
+        }
+    }
+
+    fn store_op(&mut self, op: StoreOp) {
+        if let Some((_, ops)) = &mut self.shared {
+            ops.push(op);
         }
     }
 
@@ -174,13 +205,18 @@ impl Hub {
         let before = self.regs.len();
         let adm = &self.admission;
         let by_origin = &mut self.by_origin;
+        let mut gone = Vec::new();
         self.regs.retain(|k, r| {
             let keep = adm.admits(k);
             if !keep {
                 by_origin.remove(&r.origin);
+                gone.push(*k);
             }
             keep
         });
+        for peer in gone {
+            self.store_op(StoreOp::Remove { peer });
+        }
         let n = before - self.regs.len();
         self.counters.evicted_by_reload += n as u64;
         n
@@ -189,13 +225,18 @@ impl Hub {
     /// Forgets registrations made over a TCP connection that closed.
     pub fn connection_closed(&mut self, conn: u64) {
         let by_origin = &mut self.by_origin;
-        self.regs.retain(|_, r| {
+        let mut gone = Vec::new();
+        self.regs.retain(|k, r| {
             let keep = r.origin.transport != Transport::Tcp(conn);
             if !keep {
                 by_origin.remove(&r.origin);
+                gone.push(*k);
             }
             keep
         });
+        for peer in gone {
+            self.store_op(StoreOp::Remove { peer });
+        }
     }
 
     /// Expires registrations and sweeps the rate limiter; call at least every
@@ -344,6 +385,7 @@ impl Hub {
         if let Some(old) = self.by_origin.insert(from, peer) {
             if old != peer {
                 self.regs.remove(&old);
+                self.store_op(StoreOp::Remove { peer: old });
             }
         }
         let bucket = Bucket::full(self.limits.peer_burst, now);
@@ -370,6 +412,12 @@ impl Hub {
             }
         }
         self.counters.registrations += 1;
+        if let Some((id, ops)) = &mut self.shared {
+            ops.push(StoreOp::Put {
+                peer,
+                record: shared::encode_record(id, peer, from.addr, candidates),
+            });
+        }
         push(
             out,
             from,
@@ -418,9 +466,98 @@ impl Hub {
         if self.sender(from, now).is_none() {
             return;
         }
+        if self.shared.is_some() && !self.is_local(&peer, now) {
+            self.store_op(StoreOp::Lookup {
+                peer,
+                reply_to: from,
+            });
+            return;
+        }
         self.counters.lookups_answered += 1;
         let m = self.presence(peer, now);
         push(out, from, &m);
+    }
+
+    fn is_local(&self, peer: &Key, now: Instant) -> bool {
+        self.regs.get(peer).is_some_and(|r| r.expires > now)
+    }
+
+    /// Answers `reply_to`'s lookup of `peer` (a [`StoreOp::Lookup`]) with `record`, what the
+    /// store holds for it (`None`: nothing, or the store failed). A record that does not parse
+    /// as one for `peer` is counted and answered as offline.
+    pub fn remote_presence(
+        &mut self,
+        reply_to: Origin,
+        peer: Key,
+        record: Option<&[u8]>,
+        out: &mut Vec<Reply>,
+    ) {
+        let rec = record.and_then(|b| {
+            let r = shared::parse_record(b, &peer);
+            if r.is_none() {
+                self.counters.store_bad_record += 1;
+            }
+            r
+        });
+        self.counters.lookups_answered += 1;
+        let m = match rec {
+            Some(r) => {
+                self.counters.lookups_remote += 1;
+                Message::Presence {
+                    peer,
+                    observed: Some(r.observed),
+                    candidates: r.candidates,
+                }
+            }
+            None => offline(peer),
+        };
+        push(out, reply_to, &m);
+    }
+
+    /// For a [`StoreOp::Signal`] to `to`: the hub to hand it to, from `record` (what the store
+    /// holds for `to`). `None` when there is none, it does not parse, or it names this hub
+    /// (a record left from before the peer went away): then call [`Hub::signal_offline`].
+    pub fn signal_target(&mut self, to: &Key, record: Option<&[u8]>) -> Option<HubId> {
+        let rec = shared::parse_record(record?, to);
+        if rec.is_none() {
+            self.counters.store_bad_record += 1;
+        }
+        let id = self.shared.as_ref()?.0;
+        rec.map(|r| r.hub).filter(|h| *h != id)
+    }
+
+    /// A signal from `reply_to` to `to` found no hub holding `to`: tell the sender it is
+    /// offline, as for a local miss.
+    pub fn signal_offline(&mut self, reply_to: Origin, to: Key, out: &mut Vec<Reply>) {
+        self.counters.signals_to_offline += 1;
+        push(out, reply_to, &offline(to));
+    }
+
+    /// Counts a signal handed to another hub.
+    pub fn signal_sent_remote(&mut self) {
+        self.counters.signals_to_remote += 1;
+    }
+
+    /// A Signal another hub handed to this one (untrusted bytes): delivered if it parses and
+    /// its recipient is registered here, else dropped and counted.
+    pub fn deliver_remote(&mut self, raw: &[u8], now: Instant, out: &mut Vec<Reply>) {
+        let to = match Message::parse(raw) {
+            Ok(Message::Signal { to, .. }) => to,
+            _ => {
+                self.counters.drop_remote_signal += 1;
+                return;
+            }
+        };
+        match self.regs.get(&to).filter(|r| r.expires > now) {
+            Some(r) => {
+                self.counters.signals_from_remote += 1;
+                out.push(Reply {
+                    to: r.origin,
+                    payload: raw.to_vec(),
+                });
+            }
+            None => self.counters.drop_remote_signal += 1,
+        }
     }
 
     fn on_signal(
@@ -447,12 +584,25 @@ impl Hub {
                     payload: raw.to_vec(),
                 });
             }
+            None if self.shared.is_some() => self.store_op(StoreOp::Signal {
+                to,
+                reply_to: from,
+                raw: raw.to_vec(),
+            }),
             None => {
                 self.counters.signals_to_offline += 1;
                 let m = self.presence(to, now);
                 push(out, from, &m);
             }
         }
+    }
+}
+
+fn offline(peer: Key) -> Message<'static> {
+    Message::Presence {
+        peer,
+        observed: None,
+        candidates: Candidates::default(),
     }
 }
 

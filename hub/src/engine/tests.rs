@@ -371,3 +371,125 @@ proptest::proptest! {
         }
     }
 }
+
+/// Two hubs sharing a store, the store faked by a map and a direct hand-off: the contract the
+/// Redis layer carries out, on the engine alone.
+#[test]
+fn shared_store_lookup_and_signal_across_two_hubs() {
+    use std::collections::HashMap;
+    let t0 = Instant::now();
+    let mut h1 = hub(allow(&[1, 2]), Limits::default(), t0);
+    let mut h2 = hub(allow(&[1, 2]), Limits::default(), t0);
+    h1.share([1; 16]);
+    h2.share([2; 16]);
+    let mut store: HashMap<Key, Vec<u8>> = HashMap::new();
+    let apply = |ops: Vec<StoreOp>, store: &mut HashMap<Key, Vec<u8>>| -> Vec<StoreOp> {
+        let mut rest = Vec::new();
+        for op in ops {
+            match op {
+                StoreOp::Put { peer, record } => {
+                    store.insert(peer, record);
+                }
+                StoreOp::Remove { peer } => {
+                    store.remove(&peer);
+                }
+                other => rest.push(other),
+            }
+        }
+        rest
+    };
+    let (a, b) = (udp("198.51.100.1:1000"), udp("198.51.100.2:2000"));
+    let lan: SocketAddr = "192.168.1.5:51820".parse().unwrap();
+    assert_eq!(register(&mut h1, 1, a, &[lan], t0).len(), 1);
+    assert_eq!(register(&mut h2, 2, b, &[], t0).len(), 1);
+    assert!(apply(h1.drain_store_ops(), &mut store).is_empty());
+    assert!(apply(h2.drain_store_ops(), &mut store).is_empty());
+    assert_eq!(store.len(), 2);
+
+    // A lookup on hub 2 of the peer on hub 1 is not answered locally but asked of the store...
+    let out = send(&mut h2, b, &Message::Lookup { peer: key(1) }, t0);
+    assert!(out.is_empty());
+    let ops = apply(h2.drain_store_ops(), &mut store);
+    assert_eq!(
+        ops,
+        vec![StoreOp::Lookup {
+            peer: key(1),
+            reply_to: b
+        }]
+    );
+    // ...and answered from the record, as a local lookup would be.
+    let mut out = Vec::new();
+    h2.remote_presence(b, key(1), store.get(&key(1)).map(|v| &v[..]), &mut out);
+    assert_eq!(out[0].to, b);
+    assert_eq!(
+        Message::parse(&out[0].payload).unwrap(),
+        Message::Presence {
+            peer: key(1),
+            observed: Some(a.addr),
+            candidates: Candidates::from_slice(&[lan])
+        }
+    );
+    assert_eq!(h2.counters().lookups_remote, 1);
+
+    // A signal from 1 (hub 1) to 2 (hub 2): handed to hub 2, which sends it to b.
+    let k = envelope_key(&secret(1), &key(2)).unwrap();
+    let mut env = [0u8; 128];
+    let n = seal_envelope(&k, &[7; 24], &key(1), &key(2), b"call me maybe", &mut env).unwrap();
+    let sig = Message::Signal {
+        to: key(2),
+        from: key(1),
+        envelope: &env[..n],
+    };
+    assert!(send(&mut h1, a, &sig, t0).is_empty());
+    let ops = apply(h1.drain_store_ops(), &mut store);
+    let [StoreOp::Signal { to, reply_to, raw }] = &ops[..] else {
+        panic!("{ops:?}")
+    };
+    assert_eq!((*to, *reply_to), (key(2), a));
+    let target = h1.signal_target(to, store.get(to).map(|v| &v[..]));
+    assert_eq!(target, Some([2; 16]));
+    let mut out = Vec::new();
+    h2.deliver_remote(raw, t0, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, b);
+    assert_eq!(Message::parse(&out[0].payload).unwrap(), sig);
+    assert_eq!(h2.counters().signals_from_remote, 1);
+
+    // Junk from the store: a record that does not parse answers offline, a handed-off
+    // message that is no signal (or for no one here) is dropped.
+    let mut out = Vec::new();
+    h2.remote_presence(b, key(1), Some(b"junk"), &mut out);
+    assert!(matches!(
+        Message::parse(&out[0].payload).unwrap(),
+        Message::Presence { observed: None, .. }
+    ));
+    assert_eq!(h2.counters().store_bad_record, 1);
+    let mut out = Vec::new();
+    h2.deliver_remote(b"junk", t0, &mut out);
+    h1.deliver_remote(raw, t0, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(h2.counters().drop_remote_signal, 1);
+    assert_eq!(h1.counters().drop_remote_signal, 1);
+
+    // A record naming this very hub (left from before its peer went away) is no target.
+    assert_eq!(
+        h2.signal_target(&key(2), store.get(&key(2)).map(|v| &v[..])),
+        None
+    );
+
+    // Hub 2 loses b (admission reload): its record is removed from the store.
+    h2.set_admission(allow(&[1]));
+    apply(h2.drain_store_ops(), &mut store);
+    assert!(!store.contains_key(&key(2)));
+}
+
+#[test]
+fn memory_store_produces_no_store_operations() {
+    let t0 = Instant::now();
+    let mut h = hub(allow(&[1]), Limits::default(), t0);
+    let a = udp("198.51.100.1:1000");
+    register(&mut h, 1, a, &[], t0);
+    let out = send(&mut h, a, &Message::Lookup { peer: key(2) }, t0);
+    assert_eq!(out.len(), 1, "answered at once, offline");
+    assert!(h.drain_store_ops().is_empty());
+}

@@ -6,13 +6,14 @@
 //! at most), never across an await.
 
 mod stats;
+mod store;
 mod tcp;
 mod udp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,8 @@ use parking_lot::Mutex;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::config::{self, AdmissionConfig, HubConfig};
-use crate::engine::{Admission, Hub, Limits, Reply, Transport, SWEEP_INTERVAL};
+use crate::config::{self, AdmissionConfig, HubConfig, Store};
+use crate::engine::{Admission, Hub, Limits, Reply, StoreOp, Transport, SWEEP_INTERVAL};
 
 /// Requested UDP receive buffer: ~2,000 maximal messages of burst absorbed while the hub
 /// catches up.
@@ -64,9 +65,36 @@ pub(crate) struct Shared {
     /// Send queues of open TCP connections, by connection id.
     pub tcp: Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
     pub next_conn: AtomicU64,
+    /// The shared store's queue (`store: redis://…`), `None` with `store: memory`.
+    pub store: Option<mpsc::Sender<StoreOp>>,
+    /// Whether the shared store is reachable now (its subscription is up).
+    pub store_connected: AtomicBool,
 }
 
 impl Shared {
+    /// Runs `f` on the hub, then hands the store operations it produced to the store task
+    /// (without waiting: a full queue drops and counts them, and the lookup or signal behind
+    /// one goes unanswered, as under any overload; the peer retries).
+    pub fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        let mut hub = self.hub.lock();
+        let r = f(&mut hub);
+        if let Some(q) = &self.store {
+            for op in hub.drain_store_ops() {
+                if q.try_send(op).is_err() {
+                    hub.counters_mut().store_queue_full += 1;
+                }
+            }
+        }
+        r
+    }
+
+    /// Handles one message from `origin` and returns the replies to send.
+    pub fn handle(&self, origin: crate::engine::Origin, data: &[u8]) -> Vec<Reply> {
+        let mut out = Vec::new();
+        self.with_hub(|h| h.handle(origin, data, Instant::now(), &mut out));
+        out
+    }
+
     /// Sends replies: UDP directly, TCP through the connection's queue (dropped and counted if
     /// the queue is full: a peer that does not read must not make the hub buffer).
     pub async fn dispatch(&self, replies: Vec<Reply>) {
@@ -157,7 +185,7 @@ pub async fn run(
     // getrandom(2) blocks until the pool is ready and fails only without a kernel source.
     getrandom::fill(&mut nonce_secret).map_err(|e| RunError::Random(e.to_string()))?;
     let now = Instant::now();
-    let hub = Hub::new(
+    let mut hub = Hub::new(
         config.private_key.secret(),
         nonce_secret,
         admission(&config.admission),
@@ -193,13 +221,32 @@ pub async fn run(
         admission = %describe(&config.admission),
         "vpnhub started"
     );
+    let (store_tx, store_rx) = match &config.store {
+        Store::Memory => (None, None),
+        Store::Redis { .. } => {
+            let mut id = [0u8; crate::engine::shared::HUB_ID_LEN];
+            getrandom::fill(&mut id).map_err(|e| RunError::Random(e.to_string()))?;
+            hub.share(id);
+            let (tx, rx) = mpsc::channel(store::QUEUE);
+            (Some(tx), Some((id, rx)))
+        }
+    };
     let shared = Arc::new(Shared {
         hub: Mutex::new(hub),
         udp: udp.clone(),
         tcp: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
+        store: store_tx,
+        store_connected: AtomicBool::new(false),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    if let (Store::Redis { host, port, db }, Some((id, rx))) = (&config.store, store_rx) {
+        tracing::info!(
+            "store: {} (several hubs)",
+            store::describe(host, *port, *db)
+        );
+        tasks.spawn(store::run(shared.clone(), host.clone(), *port, *db, id, rx));
+    }
     for (i, sock) in udp.into_iter().enumerate() {
         tasks.spawn(udp::serve(shared.clone(), i, sock));
     }
@@ -219,16 +266,16 @@ pub async fn run(
         tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
     loop {
         tokio::select! {
-            _ = sweep.tick() => shared.hub.lock().handle_timeout(Instant::now()),
+            _ = sweep.tick() => shared.with_hub(|h| h.handle_timeout(Instant::now())),
             _ = stats_tick.tick(), if !opts.stats_interval.is_zero() => {
-                tracing::info!("stats {}", stats::line(&shared.hub.lock()));
+                tracing::info!("stats {}", stats::line(&shared));
             }
             _ = hup.recv() => reload(&shared, config_path.as_deref()),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    tracing::info!("stopping; final stats {}", stats::line(&shared.hub.lock()));
+    tracing::info!("stopping; final stats {}", stats::line(&shared));
     tasks.abort_all();
     Ok(())
 }
@@ -252,7 +299,7 @@ fn reload(shared: &Shared, path: Option<&std::path::Path>) {
             for w in &c.warnings {
                 tracing::warn!("{w}");
             }
-            let evicted = shared.hub.lock().set_admission(admission(&c.admission));
+            let evicted = shared.with_hub(|h| h.set_admission(admission(&c.admission)));
             tracing::info!(
                 admission = %describe(&c.admission),
                 evicted,

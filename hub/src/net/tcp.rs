@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protocol::hub::frame::{body_len, FRAME_HEADER_LEN};
 use protocol::hub::messages::{Message, MAX_MESSAGE_LEN};
@@ -96,11 +96,7 @@ async fn connection(
             Ok(Err(_)) => break false,
             Err(_) => break true,
         };
-        let mut out = Vec::new();
-        shared
-            .hub
-            .lock()
-            .handle(origin, &buf[..n], Instant::now(), &mut out);
+        let out = shared.handle(origin, &buf[..n]);
         if out.iter().any(|r| {
             r.to == origin && matches!(Message::parse(&r.payload), Ok(Message::Registered { .. }))
         }) {
@@ -109,12 +105,11 @@ async fn connection(
         shared.dispatch(out).await;
     };
     shared.tcp.lock().remove(&id);
-    {
-        let mut hub = shared.hub.lock();
+    shared.with_hub(|hub| {
         hub.connection_closed(id);
         if bad {
             hub.counters_mut().tcp_closed_bad += 1;
         }
-    }
+    });
     writer.abort();
 }

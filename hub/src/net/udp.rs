@@ -1,7 +1,6 @@
 //! One UDP socket: each datagram goes through the hub, replies go out at once.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::hub::messages::MAX_MESSAGE_LEN;
 use tokio::net::UdpSocket;
@@ -28,11 +27,7 @@ pub(super) async fn serve(shared: Arc<Shared>, index: usize, sock: Arc<UdpSocket
             transport: Transport::Udp(index),
             addr: from,
         };
-        let mut out = Vec::new();
-        shared
-            .hub
-            .lock()
-            .handle(origin, &buf[..n], Instant::now(), &mut out);
+        let out = shared.handle(origin, &buf[..n]);
         shared.dispatch(out).await;
     }
 }
