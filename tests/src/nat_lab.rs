@@ -102,9 +102,9 @@ const NATDISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// * [`NatType::UdpBlocked`]: like `EimApdf`, but every UDP datagram going out is dropped except
 ///   DNS (port 53): a network where only TCP works.
 ///
-/// Mappings (conntrack entries and the learnt `cone`/`adf` elements) expire after the router's
-/// mapping timeout ([`RouterSpec::mapping_timeout`]), refreshed by outbound traffic only
-/// (RFC 4787 REQ-6).
+/// Mappings expire after the router's mapping timeout ([`RouterSpec::mapping_timeout`]): the
+/// learnt `cone`/`adf` elements refreshed by outbound traffic only (RFC 4787 REQ-6), conntrack
+/// entries by traffic either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NatType {
     /// Endpoint-independent mapping and filtering ("full cone").
