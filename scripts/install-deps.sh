@@ -23,6 +23,7 @@ PACKAGES=(
     ethtool
     ca-certificates
     coturn
+    conntrack
     redis-server
 )
 

@@ -59,6 +59,7 @@ pub mod capture;
 pub mod hostile;
 pub mod iperf;
 pub mod lab;
+pub mod nat_lab;
 mod netns;
 pub mod pattern;
 mod process;
