@@ -119,28 +119,12 @@ pub fn spawn_and_wait(args: Vec<OsString>, socket: &Path) -> Result<(), String> 
 /// Whether process `pid` answers on the Unix socket at `path` (by `SO_PEERCRED`, the
 /// credentials of the process that bound it).
 fn served_by(path: &Path, pid: u32) -> bool {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let Ok(stream) = std::os::unix::net::UnixStream::connect(path) else {
         return false;
     };
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: the descriptor is a connected socket owned by `stream`; cred and len are valid
-    // out-pointers of the size SO_PEERCRED writes.
-    let r = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    r == 0 && u32::try_from(cred.pid).is_ok_and(|p| p == pid)
+    crate::peer_cred::peer_credentials(stream.as_fd())
+        .is_ok_and(|cred| u32::try_from(cred.pid).is_ok_and(|p| p == pid))
 }
 
 /// Stops a child that did not become ready (SIGTERM, then SIGKILL) and says so.

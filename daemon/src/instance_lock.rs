@@ -80,24 +80,9 @@ pub fn acquire(_interface: &str) -> Result<InstanceLock, LockError> {
 
 #[cfg(target_os = "linux")]
 fn peer_pid(stream: &std::os::unix::net::UnixStream) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: a valid socket and out-pointers of the size SO_PEERCRED writes.
-    let r = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    (r == 0 && cred.pid > 0).then_some(cred.pid)
+    use std::os::fd::AsFd;
+    let cred = crate::peer_cred::peer_credentials(stream.as_fd()).ok()?;
+    (cred.pid > 0).then_some(cred.pid)
 }
 
 #[cfg(test)]

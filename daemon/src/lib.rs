@@ -12,6 +12,7 @@ pub mod detach;
 pub mod instance_lock;
 pub mod kernel_link;
 pub mod logging;
+pub mod peer_cred;
 pub mod reconfig;
 pub mod state;
 pub mod supervisor;

@@ -171,39 +171,12 @@ fn describe_peer(stream: &interprocess::local_socket::tokio::Stream) -> String {
         let fd = match stream {
             interprocess::local_socket::tokio::Stream::UdSocket(s) => s.as_fd(),
         };
-        if let Ok(c) = peer_credentials(fd) {
+        if let Ok(c) = crate::peer_cred::peer_credentials(fd) {
             return format!("pid={} uid={} gid={}", c.pid, c.uid, c.gid);
         }
     }
     let _ = stream;
     "unknown".into()
-}
-
-#[cfg(target_os = "linux")]
-fn peer_credentials(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<libc::ucred> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: fd is a valid socket for the call; cred and len are valid out-pointers of the
-    // size SO_PEERCRED writes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r == 0 {
-        Ok(cred)
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// What [`read_limited`] read.
