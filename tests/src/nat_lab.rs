@@ -77,6 +77,8 @@ pub const STUN_PORT: u16 = 3478;
 
 /// How long coturn may take to listen.
 const COTURN_START: Duration = Duration::from_secs(10);
+/// How long vpnhub may take to listen.
+const HUB_START: Duration = Duration::from_secs(10);
 /// `turnutils_natdiscovery` needs about 3 s per unanswered test; four at most.
 const NATDISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -614,6 +616,54 @@ impl<'g> NatLab<'g> {
             assert!(
                 Instant::now() < deadline,
                 "coturn does not listen on {wanted:?} within {COTURN_START:?}: {ss}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a vpnhub in the inet namespace on [`HUB_IP`]:[`STUN_PORT`] (`store: memory`,
+    /// `admission: allow_any`) and waits until it listens; returns its address and public key
+    /// (for vpnd's `hubs`). It listens on that address rather than `0.0.0.0`: a wildcard
+    /// socket would answer from whichever of the [`SERVER_IPS`] the kernel picks, which NATs
+    /// drop as an unsolicited source.
+    ///
+    /// # Panics
+    /// If the files cannot be written or vpnhub does not listen within 10 s.
+    pub fn start_hub(&mut self) -> (String, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let keys = crate::WgKeys::generate();
+        let address = format!("{HUB_IP}:{STUN_PORT}");
+        let key_file = self.dir.path().join("hub.key");
+        let config = self.dir.path().join("hub.yaml");
+        std::fs::write(&key_file, format!("{}\n", keys.private)).expect("hub key written");
+        std::fs::write(
+            &config,
+            format!(
+                "private_key_file: \"{}\"\nlisten: [\"{address}\"]\nadmission:\n  allow_any: true\nstore: memory\n",
+                key_file.display()
+            ),
+        )
+        .expect("hub config written");
+        for f in [&key_file, &config] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600))
+                .expect("hub files private");
+        }
+        let binary = crate::cargo_binary("vpnhub");
+        let mut cmd = self
+            .inet
+            .command([binary.as_os_str(), std::ffi::OsStr::new("--config")]);
+        cmd.arg(&config).stdin(Stdio::null());
+        let hub = Proc::spawn(&format!("{}-vpnhub", self.inet.name()), cmd).expect("vpnhub starts");
+        self.procs.push(hub);
+        let deadline = Instant::now() + HUB_START;
+        loop {
+            let ss = self.inet.exec_ok(["ss", "-Hnul"]);
+            if ss.contains(address.as_str()) {
+                return (address, keys.public);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vpnhub does not listen on {address} within {HUB_START:?}: {ss}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -241,6 +241,16 @@ impl PathManager {
         self.restart(now);
     }
 
+    /// The peer asked us through the hub to probe it ("call me maybe"): without a path, probe
+    /// again at once. Its own probes may have reached our NAT before we had sent anything its
+    /// way (an address-dependent filter or a symmetric mapping drops them); ours, sent now,
+    /// open our side, and its next probes get in.
+    pub fn peer_called(&mut self, now: Instant) {
+        if self.selected.is_none() {
+            self.restart(now);
+        }
+    }
+
     /// The hub's view of the peer (for `why_not_direct`).
     pub fn set_signaling(&mut self, s: Signaling) {
         self.signaling = s;

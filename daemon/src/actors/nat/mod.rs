@@ -436,6 +436,7 @@ async fn step(st: &mut NatState, now: Instant) {
             HubEvent::CallMeMaybe { peer, candidates } => {
                 st.paths.set_signaling(&peer, Signaling::PeerOnline);
                 st.paths.hub_candidates(&peer, &candidates, now);
+                st.paths.called(&peer, now);
             }
         }
     }

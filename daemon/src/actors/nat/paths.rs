@@ -32,6 +32,10 @@ struct PeerNat {
     seen: (u64, u64, u64),
     signaling: Signaling,
     published: Option<PeerPath>,
+    /// When we last answered the peer's "call me maybe" with ours (see [`Paths::called`]).
+    answered: Option<Instant>,
+    /// An answer is queued for the next [`Paths::due_signals`].
+    answer_due: bool,
 }
 
 /// Every peer's path state.
@@ -104,6 +108,8 @@ impl Paths {
                     seen: (0, 0, 0),
                     signaling: Signaling::NotConfigured,
                     published: None,
+                    answered: None,
+                    answer_due: false,
                 },
             );
         }
@@ -138,6 +144,23 @@ impl Paths {
         entry.pm.set_candidates(Source::Stun, &public, now);
     }
 
+    /// `peer` sent us its candidates ("call me maybe") through a hub. Without a path, probe at
+    /// once and answer with ours, so the peer probes again *after* our probes opened our NAT:
+    /// its first probes, sent with its call, can reach an address-dependent filter (or come
+    /// from a symmetric NAT's new port) before we ever sent its way, and be dropped. Answers
+    /// are at most one per [`SIGNAL_FIRST`] per peer, so two peers cannot answer each other's
+    /// answers forever.
+    pub fn called(&mut self, peer: &[u8; 32], now: Instant) {
+        let Some(entry) = self.peers.get_mut(&PublicKey(*peer)) else {
+            return;
+        };
+        entry.pm.peer_called(now);
+        if entry.pm.endpoint().is_none() && entry.answered.is_none_or(|t| now >= t + SIGNAL_FIRST) {
+            entry.answered = Some(now);
+            entry.answer_due = true;
+        }
+    }
+
     /// What the hubs said about `peer`'s presence.
     pub fn set_signaling(&mut self, peer: &[u8; 32], s: Signaling) {
         if let Some(entry) = self.peers.get_mut(&PublicKey(*peer)) {
@@ -169,7 +192,18 @@ impl Paths {
     pub fn due_signals(&mut self, now: Instant) -> Vec<SignalRequest> {
         let mut out = Vec::new();
         for (key, entry) in &mut self.peers {
-            if entry.pm.endpoint().is_some() || now < entry.next_signal {
+            if entry.pm.endpoint().is_some() {
+                entry.answer_due = false;
+                continue;
+            }
+            if std::mem::take(&mut entry.answer_due) && now < entry.next_signal {
+                // An answer: out of band, the back-off is left as it is.
+                out.push(SignalRequest {
+                    peer: *key.as_bytes(),
+                });
+                continue;
+            }
+            if now < entry.next_signal {
                 continue;
             }
             out.push(SignalRequest {
@@ -316,5 +350,57 @@ fn is_private(a: &SocketAddr) -> bool {
     match a.ip() {
         std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
         std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer_config(public_key: PublicKey) -> PeerConfig {
+        PeerConfig {
+            name: None,
+            public_key,
+            preshared_key: None,
+            preshared_key_file: None,
+            allowed_ips: Vec::new(),
+            endpoint: None,
+            persistent_keepalive: None,
+        }
+    }
+
+    fn paths_with_one_peer(now: Instant) -> (Paths, [u8; 32]) {
+        let own = StaticSecret::from([1u8; 32]);
+        let own_pub = PublicKey(x25519_dalek::PublicKey::from(&own).to_bytes());
+        let peer = x25519_dalek::PublicKey::from(&StaticSecret::from([2u8; 32])).to_bytes();
+        let mut paths = Paths::default();
+        paths.sync(Some((&own, own_pub)), &[peer_config(PublicKey(peer))], now);
+        (paths, peer)
+    }
+
+    #[test]
+    fn a_call_is_answered_once_per_window_without_touching_the_back_off() {
+        let t0 = Instant::now();
+        let (mut paths, peer) = paths_with_one_peer(t0);
+        // The regular signal goes out at once, then waits SIGNAL_FIRST.
+        assert_eq!(paths.due_signals(t0).len(), 1);
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(paths.due_signals(t1).is_empty());
+        // The peer calls: answered on the next pass, out of band.
+        paths.called(&peer, t1);
+        let answers = paths.due_signals(t1);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].peer, peer);
+        assert!(paths.due_signals(t1).is_empty(), "answered once");
+        // Its answer to our answer is not answered again within the window.
+        let t2 = t1 + Duration::from_millis(100);
+        paths.called(&peer, t2);
+        assert!(paths.due_signals(t2).is_empty(), "no answer ping-pong");
+        // The back-off was left alone: the regular signal is due SIGNAL_FIRST after t0.
+        assert_eq!(paths.due_signals(t0 + SIGNAL_FIRST).len(), 1);
+        // After the window, a new call is answered again.
+        let t3 = t1 + SIGNAL_FIRST + Duration::from_millis(1);
+        paths.called(&peer, t3);
+        assert_eq!(paths.due_signals(t3).len(), 1);
     }
 }

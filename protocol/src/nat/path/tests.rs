@@ -254,13 +254,14 @@ fn new_candidate_link_change_mapping_change_and_wake_restart_at_once() {
     assert_eq!(m.probe_interval(), PROBE_INTERVAL_IDLE_MAX);
     let mut now = t0 + Duration::from_secs(301);
     type Trigger = fn(&mut PathManager, Instant);
-    let triggers: [(&str, Trigger); 4] = [
+    let triggers: [(&str, Trigger); 5] = [
         ("new candidate", |m, t| {
             m.set_candidates(Source::Lan, &[sa(LAN)], t)
         }),
         ("link change", |m, t| m.link_changed(t)),
         ("mapping change", |m, t| m.mapping_changed(t)),
         ("activity after idle", |m, t| m.note_activity(t)),
+        ("the peer called", |m, t| m.peer_called(t)),
     ];
     for (name, trig) in triggers {
         // Back to idle back-off first.
