@@ -157,3 +157,39 @@ fn stun_through_an_endpoint_dependent_nat() {
     // Nothing unsolicited is counted as junk: every STUN answer was used.
     assert_eq!(vpnd.drops("nat_unexpected"), 0);
 }
+
+/// vpnhub's STUN answers and coturn's agree: behind an endpoint-independent NAT, vpnd asking
+/// both (the hub as a STUN server, coturn on another address) sees one mapped address from
+/// each, the same one, and calls the mapping endpoint-independent.
+#[test]
+fn vpnhub_and_coturn_report_the_same_mapped_address() {
+    if !require_root_with(&["nft", "turnserver", "ss"]) {
+        return;
+    }
+    let guard = TestGuard::new("vpnhub_and_coturn_report_the_same_mapped_address");
+    let (mut lab, host) = nat_lab(&guard, NatType::EimApdf);
+    let (hub, _hub_key) = lab.start_hub();
+    let [coturn, _] = lab.stun_servers();
+    let keys = WgKeys::generate();
+    let config = VpndConfig::new("vpnnat2", &keys)
+        .listen_port(51872)
+        .addresses(&["10.72.0.1/24"])
+        .stun_servers(&[&coturn, &hub]);
+    let vpnd = Vpnd::start(host.ns(), &config);
+    let n = wait_nat(&vpnd, "both servers answered", |n| {
+        n["stun_servers"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2 && s.iter().all(|x| x["state"] == "ok"))
+    });
+    let servers = n["stun_servers"].as_array().unwrap();
+    let expected = format!("{}:51872", host.public_ip);
+    for s in servers {
+        assert_eq!(s["mapped"], expected.as_str(), "{n:#}");
+    }
+    assert_eq!(n["mapping"], "endpoint_independent", "{n:#}");
+    assert_eq!(
+        n["public_endpoints"],
+        serde_json::json!([expected]),
+        "{n:#}"
+    );
+}
