@@ -11,9 +11,12 @@
 #
 # Usage: scripts/demo.sh [--keep]   set up, test, and tear down (or keep running)
 #        scripts/demo.sh --down     tear down a demo left running by --keep
+#        scripts/demo.sh --nat [--keep|--down]
 #
 #   --keep   leave the tunnel running and print how to inspect and stop it
 #   --down   stop the daemons, delete the namespaces and the demo's temp dir
+#   --nat    the NAT demo instead (scripts/demo-nat.sh): a vpnhub and two peers
+#            behind two emulated NATs punch a direct path (--down: tears it down)
 #
 # Needs: root, /dev/net/tun, Rust (cargo; https://rustup.rs). System packages
 # come from scripts/install-deps.sh, which this script runs.
@@ -32,7 +35,12 @@ STOP_WAIT=5
 PING_DEADLINE=10
 PING_COUNT=3
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# The NAT demo lives in its own script, so this one stays the plain two-peer demo.
+for arg in "$@"; do
+    [[ $arg == --nat ]] && exec "$REPO/scripts/demo-nat.sh" "$@"
+done
 
 mode=run
 keep=0
