@@ -14,6 +14,7 @@
 #   5. scripts/fuzz 10             (every fuzz target of protocol/fuzz and daemon/fuzz for
 #                                   10 s; FUZZ_CI_SECONDS changes it, 0 skips the step)
 #   6. scripts/demo.sh             (the two-peer demo, as a smoke test)
+#   7. scripts/demo.sh --nat       (a hub and two peers behind two emulated NATs punch through)
 #
 # and prints how long each step took. Runs from any directory.
 #
@@ -25,7 +26,7 @@ cd "$REPO"
 
 case "${1:-}" in
     "") ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument: $1 (try --help)" >&2; exit 64 ;;
 esac
 
@@ -177,3 +178,4 @@ if [[ "$fuzz_seconds" != 0 ]]; then
     step "scripts/fuzz $fuzz_seconds (every fuzz target, bounded)" scripts/fuzz "$fuzz_seconds"
 fi
 step "scripts/demo.sh (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh
+step "scripts/demo.sh --nat (smoke test)" env DEMO_PROFILE=dev scripts/demo.sh --nat
