@@ -163,7 +163,8 @@ impl Candidate {
     }
 }
 
-fn is_private(ip: IpAddr) -> bool {
+/// Whether `ip` is a private or link-local address (a LAN candidate rather than a public one).
+pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
         IpAddr::V6(v6) => {

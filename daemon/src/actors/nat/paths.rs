@@ -6,7 +6,9 @@ use crate::config::{Endpoint, PeerConfig};
 use crate::dataplane::counters::Reason;
 use crate::vocab::{Daemon, PeerPath};
 use protocol::keys::PublicKey;
-use protocol::nat::path::{PathEvent, PathKind, PathManager, Signaling, Source, WhyNotDirect};
+use protocol::nat::path::{
+    is_private, PathEvent, PathKind, PathManager, Signaling, Source, WhyNotDirect,
+};
 use protocol::nat::probe::{peek_pair_id, ProbeKey, PROBE_LEN};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -139,7 +141,7 @@ impl Paths {
             return;
         };
         let (lan, public): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addrs.iter().partition(|a| is_private(a));
+            addrs.iter().partition(|a| is_private(a.ip()));
         entry.pm.set_candidates(Source::Lan, &lan, now);
         entry.pm.set_candidates(Source::Stun, &public, now);
     }
@@ -169,13 +171,11 @@ impl Paths {
         }
     }
 
-    /// No hub is reachable: every peer without a path says so.
+    /// What the hubs say of every peer at once (none is reachable).
     pub fn set_all_signaling(&mut self, s: Signaling) {
         for entry in self.peers.values_mut() {
-            if entry.signaling != Signaling::PeerOffline || s == Signaling::HubUnreachable {
-                entry.signaling = s;
-                entry.pm.set_signaling(s);
-            }
+            entry.signaling = s;
+            entry.pm.set_signaling(s);
         }
     }
 
@@ -343,13 +343,6 @@ fn why_name(w: WhyNotDirect) -> &'static str {
         WhyNotDirect::HubUnreachable => "hub_unreachable",
         WhyNotDirect::PeerOffline => "peer_offline",
         WhyNotDirect::NoWireguardProgress => "no_wireguard_progress",
-    }
-}
-
-fn is_private(a: &SocketAddr) -> bool {
-    match a.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 
