@@ -182,6 +182,9 @@ pub struct PathManager {
     selected_since: Option<Instant>,
     last_activity: Option<Instant>,
     last_progress: Option<Instant>,
+    /// The first WireGuard packet sent to the peer since its last progress: a working path
+    /// answers it (a handshake response, data, or WireGuard's 10 s passive keepalive).
+    awaiting_since: Option<Instant>,
     interval: Duration,
     next_round: Instant,
     next_heartbeat: Option<Instant>,
@@ -205,6 +208,7 @@ impl PathManager {
             selected_since: None,
             last_activity: None,
             last_progress: None,
+            awaiting_since: None,
             interval: PROBE_INTERVAL_ACTIVE,
             next_round: now,
             next_heartbeat: None,
@@ -267,9 +271,19 @@ impl PathManager {
         }
     }
 
+    /// WireGuard sent something to the peer. A path is judged on what WireGuard sends over
+    /// it: one that carries no answer within [`WIREGUARD_PROGRESS_TIMEOUT`] is suspect, while a
+    /// tunnel that is merely quiet keeps its path.
+    pub fn note_wireguard_sent(&mut self, now: Instant) {
+        if self.awaiting_since.is_none() {
+            self.awaiting_since = Some(now);
+        }
+    }
+
     /// WireGuard made progress over the selected path (a handshake completed, or data opened).
     pub fn note_wireguard_progress(&mut self, now: Instant) {
         self.last_progress = Some(now);
+        self.awaiting_since = None;
         // WireGuard works again: give every path a fresh chance.
         for c in &mut self.candidates {
             c.suspect = false;
@@ -350,9 +364,10 @@ impl PathManager {
             let in_grace = self.grace_until.is_some_and(|g| now < g);
             let c = self.find(sel).expect("the selected address is a candidate");
             let lapsed = !trusted(c, now) && !in_grace && active;
-            let since = self.selected_since.unwrap_or(now);
-            let base = self.last_progress.map_or(since, |p| p.max(since));
-            let silent = active && now >= base + WIREGUARD_PROGRESS_TIMEOUT;
+            let silent = active
+                && self
+                    .progress_deadline()
+                    .is_some_and(|deadline| now >= deadline);
             if silent {
                 self.selected_mut().expect("selected").suspect = true;
             }
@@ -386,6 +401,14 @@ impl PathManager {
         }
     }
 
+    /// When the selected path becomes suspect unless WireGuard makes progress: a while after
+    /// the first unanswered packet sent over it (not before it was selected).
+    fn progress_deadline(&self) -> Option<Instant> {
+        let since = self.selected_since?;
+        let sent = self.awaiting_since?;
+        Some(sent.max(since) + WIREGUARD_PROGRESS_TIMEOUT)
+    }
+
     /// When to call [`Self::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_round;
@@ -401,9 +424,8 @@ impl PathManager {
             if let Some(p) = sel.last_pong {
                 t = t.min(p + PATH_TRUST);
             }
-            if let Some(s) = self.selected_since {
-                let base = self.last_progress.map_or(s, |p| p.max(s));
-                t = t.min(base + WIREGUARD_PROGRESS_TIMEOUT);
+            if let Some(deadline) = self.progress_deadline() {
+                t = t.min(deadline);
             }
             if let Some(g) = self.grace_until {
                 t = t.min(g);

@@ -23,6 +23,10 @@ pub const SIGNAL_FIRST: Duration = Duration::from_secs(5);
 pub const SIGNAL_MAX: Duration = Duration::from_secs(60);
 /// How often the data plane's per-peer counters are read for activity.
 pub const ACTIVITY_POLL: Duration = Duration::from_secs(1);
+/// A WireGuard keepalive on the wire: a 16-byte transport header and a 16-byte tag, no data.
+/// Sent bytes beyond this within one poll include data or a handshake, which a working path
+/// answers (data by WireGuard's passive keepalive within 10 s).
+const KEEPALIVE_WIRE_LEN: u64 = 32;
 
 /// One peer's NAT state.
 struct PeerNat {
@@ -237,6 +241,12 @@ impl Paths {
                     if seen.0 != entry.seen.0 || seen.1 != entry.seen.1 {
                         entry.pm.note_activity(now);
                         entry.next_signal = entry.next_signal.min(now + SIGNAL_FIRST);
+                    }
+                    // A keepalive (alone in this poll) expects no answer: the peer answers
+                    // data and handshakes, not keepalives, so only those can show a path
+                    // that carries no WireGuard.
+                    if seen.0.saturating_sub(entry.seen.0) > KEEPALIVE_WIRE_LEN {
+                        entry.pm.note_wireguard_sent(now);
                     }
                     if online && (seen.1 != entry.seen.1 || seen.2 != entry.seen.2) {
                         entry.pm.note_wireguard_progress(now);

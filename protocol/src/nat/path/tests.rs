@@ -119,6 +119,7 @@ fn run_p(
         now = t;
         if active {
             m.note_activity(now);
+            m.note_wireguard_sent(now);
         }
         if progress {
             m.note_wireguard_progress(now);
@@ -330,6 +331,56 @@ fn heartbeat_every_3s_while_active_and_loss_detected_within_trust() {
     assert!(lost <= PATH_TRUST, "{lost:?}");
     assert!(std::iter::from_fn(|| m.poll_event()).any(|e| matches!(e, PathEvent::Lost { .. })));
     assert_eq!(m.why_not_direct(), Some(WhyNotDirect::ProbesUnanswered));
+}
+
+#[test]
+fn a_quiet_tunnel_keeps_its_path() {
+    // WireGuard progressed once, then nothing was sent either way: nothing is unanswered, so
+    // the path stays selected while the peer counts as active (45 s).
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    run(
+        &mut m,
+        &mut peer,
+        t0,
+        t0 + Duration::from_secs(2),
+        &[PUB],
+        true,
+    );
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    m.note_wireguard_progress(t0 + Duration::from_secs(2));
+    run(
+        &mut m,
+        &mut peer,
+        t0 + Duration::from_secs(2),
+        t0 + Duration::from_secs(40),
+        &[PUB],
+        false,
+    );
+    assert_eq!(m.endpoint(), Some(sa(PUB)), "{:?}", m.why_not_direct());
+    // Sending with no answer makes it suspect 15 s later.
+    let sent = t0 + Duration::from_secs(40);
+    m.note_activity(sent);
+    m.note_wireguard_sent(sent);
+    run(
+        &mut m,
+        &mut peer,
+        sent,
+        sent + Duration::from_secs(14),
+        &[PUB],
+        false,
+    );
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    run(
+        &mut m,
+        &mut peer,
+        sent + Duration::from_secs(14),
+        sent + Duration::from_secs(16),
+        &[PUB],
+        false,
+    );
+    assert_eq!(m.why_not_direct(), Some(WhyNotDirect::NoWireguardProgress));
 }
 
 #[test]
