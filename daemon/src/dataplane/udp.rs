@@ -305,9 +305,10 @@ fn force_buffers(s: &Socket) {
     }
 }
 
+/// Sets SO_MARK on any socket (the WireGuard sockets here; the hub's TCP fallback too, so
+/// both stay out of a tunnel that routes by fwmark).
 #[cfg(target_os = "linux")]
-fn set_mark(socket: &UdpSocket, mark: u32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+pub(crate) fn set_mark(socket: &impl std::os::fd::AsRawFd, mark: u32) -> io::Result<()> {
     // SAFETY: the descriptor is a valid socket owned by `socket` for the duration of the call;
     // the option value is a live u32 whose size is passed along.
     let r = unsafe {
@@ -327,7 +328,7 @@ fn set_mark(socket: &UdpSocket, mark: u32) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_mark(_socket: &UdpSocket, mark: u32) -> io::Result<()> {
+pub(crate) fn set_mark<T>(_socket: &T, mark: u32) -> io::Result<()> {
     if mark == 0 {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 //! - [`messages`]: the datagram/frame formats, parsed by exact, bounded lengths.
 //! - [`client`]: a peer's side of one hub (registration, renewal, lookups, signals).
 //! - [`frame`]: the length prefix that carries them (and STUN) over TCP.
+//! - [`transport`]: UDP to the hub, or TCP where UDP goes unanswered.
 //! - [`seal`]: the registration proof (a MAC keyed by DH(peer static, hub static) over a
 //!   hub-issued nonce and the observed source) and the end-to-end sealed signaling envelope
 //!   (keyed by DH of the two peers' static keys, a label distinct from WireGuard's).
@@ -11,6 +12,7 @@ pub mod client;
 pub mod frame;
 pub mod messages;
 pub mod seal;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! ([`crate::dataplane::nat_inbox`]); WireGuard packets never come here. A crash restarts this
 //! actor alone: WireGuard sessions and their endpoints are untouched.
 
+mod hub_tcp;
 mod local;
 mod paths;
 
@@ -17,8 +18,10 @@ use crate::config::{Endpoint, NatConfig};
 use crate::dataplane::counters::Reason;
 use crate::dataplane::nat_inbox::NatDatagram;
 use crate::vocab::Daemon;
+use hub_tcp::{TcpEvent, TcpLink};
 use paths::Paths;
 use protocol::hub::client::{HubClient, HubEvent, HubState};
+use protocol::hub::transport::{Transport, TransportChoice};
 use protocol::keys::PublicKey;
 use protocol::nat::demux::{self, Kind};
 use protocol::nat::path::Signaling;
@@ -53,6 +56,15 @@ pub enum NatMsg {
     /// Check every server now and reply with the result once all answered or gave up (at
     /// most [`NETCHECK_WAIT`]).
     Netcheck(RpcReplyPort<NatInfo>),
+    /// What a hub's TCP connection (the fallback where UDP is blocked) reports.
+    HubTcp {
+        /// The hub's index among the servers.
+        hub: usize,
+        /// Which connection of that hub (events of a replaced one are ignored).
+        generation: u64,
+        /// What happened.
+        event: TcpEvent,
+    },
 }
 
 /// What the NatActor starts with.
@@ -76,6 +88,28 @@ struct Server {
     hub_key: Option<[u8; 32]>,
     /// The registration with this hub, once its address is known.
     client: Option<HubClient>,
+    /// UDP, or TCP while UDP to this hub goes unanswered.
+    transport: TransportChoice,
+    /// The TCP connection while on TCP.
+    tcp: Option<TcpLink>,
+    /// Numbers this hub's TCP connections.
+    tcp_generation: u64,
+    /// STUN over the TCP connection: our TCP source as the hub sees it, which a registration
+    /// over TCP is bound to.
+    tcp_stun: Option<StunClient>,
+    /// That address, once learnt.
+    tcp_observed: Option<SocketAddr>,
+    /// Why the last TCP connection failed or ended.
+    tcp_error: Option<String>,
+}
+
+impl Server {
+    /// Leaves TCP: the connection and what was learnt over it.
+    fn close_tcp(&mut self) {
+        self.tcp = None;
+        self.tcp_stun = None;
+        self.tcp_observed = None;
+    }
 }
 
 /// How often the peer list is compared with the configuration, and our local addresses read.
@@ -125,6 +159,12 @@ impl Actor for NatActor {
                     error: None,
                     hub_key,
                     client: None,
+                    transport: TransportChoice::new(),
+                    tcp: None,
+                    tcp_generation: 0,
+                    tcp_stun: None,
+                    tcp_observed: None,
+                    tcp_error: None,
                 });
             }
         };
@@ -194,7 +234,7 @@ impl Actor for NatActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<NatMsg>,
+        myself: ActorRef<NatMsg>,
         msg: NatMsg,
         st: &mut NatState,
     ) -> Result<(), ActorProcessingErr> {
@@ -207,8 +247,14 @@ impl Actor for NatActor {
                         .servers
                         .iter_mut()
                         .find(|s| s.addr == Some(d.from))
-                        .and_then(|s| s.client.as_mut())
-                        .is_some_and(|c| c.handle_input(&d.data, now).is_ok()),
+                        .is_some_and(|s| {
+                            s.transport.udp_answered();
+                            // Over TCP, a late UDP answer belongs to the old registration.
+                            s.transport.current() == Transport::Udp
+                                && s.client
+                                    .as_mut()
+                                    .is_some_and(|c| c.handle_input(&d.data, now).is_ok())
+                        }),
                     Kind::Probe => st.paths.handle_probe(d.from, &mut d.data, now),
                     _ => false,
                 };
@@ -225,6 +271,7 @@ impl Actor for NatActor {
                     sync(st, now);
                 }
                 st.stun.handle_timeout(now);
+                transports(st, &myself, now);
                 for c in st.servers.iter_mut().filter_map(|s| s.client.as_mut()) {
                     if c.poll_timeout().is_some_and(|t| t <= now) {
                         c.handle_timeout(now);
@@ -237,6 +284,14 @@ impl Actor for NatActor {
                 st.stun.recheck(now);
                 step(st, now).await;
                 st.netchecks.push((reply, now + NETCHECK_WAIT));
+            }
+            NatMsg::HubTcp {
+                hub,
+                generation,
+                event,
+            } => {
+                tcp_event(st, hub, generation, event, now);
+                step(st, now).await;
             }
         }
         // Answer the netchecks that are complete or out of time.
@@ -300,14 +355,137 @@ fn make_clients(st: &mut NatState, now: Instant) {
         }
         return;
     };
+    let status = st.stun.servers(now);
+    let public = st.stun.public_endpoints(now);
     for s in &mut st.servers {
-        if let (Some(key), Some(_)) = (s.hub_key, s.addr) {
+        if let (Some(key), Some(addr)) = (s.hub_key, s.addr) {
             if s.client.is_none() {
                 let mut c =
                     HubClient::new(key, secret.clone(), crate::supervisor::random_seed(), now);
-                c.set_candidates(&st.local, now);
+                c.set_candidates(&announced(s.transport.current(), &public, &st.local), now);
+                // What we already know of our address as the hub sees it, so registering
+                // does not wait for the next STUN round.
+                let observed = match s.transport.current() {
+                    Transport::Udp => status
+                        .iter()
+                        .find(|x| x.addr == addr)
+                        .and_then(|x| x.mapped),
+                    Transport::Tcp => s.tcp_observed,
+                };
+                if let Some(o) = observed {
+                    c.set_observed(o, now);
+                }
                 s.client = Some(c);
             }
+        }
+    }
+}
+
+/// The candidates announced with a registration: our LAN addresses; over TCP also our
+/// STUN-learned UDP mappings first, since the address the hub sees then is a TCP one that no
+/// peer can probe.
+fn announced(transport: Transport, public: &[SocketAddr], local: &[SocketAddr]) -> Vec<SocketAddr> {
+    match transport {
+        Transport::Udp => local.to_vec(),
+        Transport::Tcp => public.iter().chain(local).copied().collect(),
+    }
+}
+
+/// Moves each hub between UDP and TCP as the transport choice says, and opens TCP
+/// connections that are due.
+fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
+    let fwmark = st.daemon.config.read().interface.fwmark;
+    let mut replaced = false;
+    for (i, s) in st.servers.iter_mut().enumerate() {
+        let (Some(_), Some(addr)) = (s.hub_key, s.addr) else {
+            continue;
+        };
+        // A registration over TCP that stops being answered: the connection is dead
+        // (no RST came); start over with a new one.
+        if s.transport.current() == Transport::Tcp
+            && s.tcp.is_some()
+            && s.client
+                .as_ref()
+                .is_some_and(|c| c.state() == HubState::Failed)
+        {
+            tracing::warn!(hub = %s.label, "the hub stopped answering over TCP; reconnecting");
+            s.close_tcp();
+            s.client = None;
+            s.transport.tcp_failed(now);
+            replaced = true;
+        }
+        if let Some(t) = s.transport.poll(now) {
+            match t {
+                Transport::Tcp => tracing::warn!(
+                    hub = %s.label,
+                    "the hub does not answer over UDP; using TCP to {addr}"
+                ),
+                Transport::Udp => {
+                    tracing::info!(hub = %s.label, "the hub answers over UDP again; leaving TCP")
+                }
+            }
+            s.close_tcp();
+            s.tcp_error = None;
+            // The hub binds a registration to its source: register afresh over the new one.
+            s.client = None;
+            replaced = true;
+        }
+        if s.transport.should_connect(now) {
+            s.tcp_generation += 1;
+            s.transport.connecting();
+            s.tcp = Some(TcpLink::open(addr, i, s.tcp_generation, fwmark, me.clone()));
+        }
+    }
+    if replaced {
+        make_clients(st, now);
+    }
+}
+
+/// Handles what a hub's TCP connection reports.
+fn tcp_event(st: &mut NatState, hub: usize, generation: u64, event: TcpEvent, now: Instant) {
+    let Some(s) = st.servers.get_mut(hub) else {
+        return;
+    };
+    if s.tcp.is_none() || s.tcp_generation != generation {
+        return;
+    }
+    let Some(addr) = s.addr else { return };
+    match event {
+        TcpEvent::Up => {
+            tracing::info!(hub = %s.label, "TCP connection to the hub up");
+            s.transport.tcp_connected();
+            s.tcp_error = None;
+            let mut stun = StunClient::new(&[addr], crate::supervisor::random_seed(), now);
+            stun.handle_timeout(now);
+            s.tcp_stun = Some(stun);
+        }
+        TcpEvent::Frame(data) => {
+            let ok = match demux::classify(&data) {
+                Kind::Stun => s
+                    .tcp_stun
+                    .as_mut()
+                    .is_some_and(|t| t.handle_input(addr, &data, now).is_ok()),
+                Kind::Hub => s
+                    .client
+                    .as_mut()
+                    .is_some_and(|c| c.handle_input(&data, now).is_ok()),
+                _ => false,
+            };
+            if !ok {
+                st.daemon.dp.drops.inc(Reason::NatUnexpected);
+            }
+        }
+        TcpEvent::Down(why) => {
+            if s.tcp_error.as_deref() != Some(why.as_str()) {
+                tracing::warn!(hub = %s.label, error = %why, "TCP connection to the hub lost");
+            }
+            let retry = s.transport.tcp_failed(now);
+            tracing::debug!(hub = %s.label, in_ms = %retry.saturating_duration_since(now).as_millis(), "reconnecting");
+            s.tcp_error = Some(why);
+            s.close_tcp();
+            // The hub ends a TCP registration with its connection.
+            s.client = None;
+            make_clients(st, now);
         }
     }
 }
@@ -363,9 +541,10 @@ fn signal(st: &mut NatState, now: Instant) {
     });
     let Some(i) = connected else {
         let all_failed = st.servers.iter().filter(|s| s.hub_key.is_some()).all(|s| {
-            s.client
-                .as_ref()
-                .is_none_or(|c| c.state() == HubState::Failed)
+            s.transport.tcp_failing()
+                || s.client
+                    .as_ref()
+                    .is_none_or(|c| c.state() == HubState::Failed)
         });
         if all_failed {
             st.paths.set_all_signaling(Signaling::HubUnreachable);
@@ -394,12 +573,23 @@ async fn step(st: &mut NatState, now: Instant) {
     flush(st).await;
     let mut hub_events = Vec::new();
     let udp = st.daemon.dp.udp().clone();
+    let public = st.stun.public_endpoints(now);
     for s in &mut st.servers {
-        let (Some(addr), Some(c)) = (s.addr, s.client.as_mut()) else {
-            continue;
-        };
+        let Some(addr) = s.addr else { continue };
+        tcp_stun(s, &st.daemon, now);
+        let Some(c) = s.client.as_mut() else { continue };
+        let on_tcp = s.transport.current() == Transport::Tcp;
+        if on_tcp {
+            c.set_candidates(&announced(Transport::Tcp, &public, &st.local), now);
+        }
         while let Some(t) = c.poll_transmit() {
-            if udp.send(&t, addr).await.is_err() {
+            let sent = if on_tcp {
+                s.tcp.as_ref().is_some_and(|l| l.send(&t))
+            } else {
+                s.transport.udp_sent(now);
+                udp.send(&t, addr).await.is_ok()
+            };
+            if !sent {
                 st.daemon.dp.drops.inc(Reason::SendFailed);
             }
         }
@@ -446,6 +636,32 @@ async fn step(st: &mut NatState, now: Instant) {
     publish(st, now);
 }
 
+/// Drives STUN over a hub's TCP connection: what it learns is our TCP source as the hub sees
+/// it, the address a registration over TCP is bound to.
+fn tcp_stun(s: &mut Server, daemon: &Daemon, now: Instant) {
+    let Some(ts) = s.tcp_stun.as_mut() else {
+        return;
+    };
+    if ts.poll_timeout().is_some_and(|t| t <= now) {
+        ts.handle_timeout(now);
+    }
+    while let Some(t) = ts.poll_transmit() {
+        if !s.tcp.as_ref().is_some_and(|l| l.send(&t.payload)) {
+            daemon.dp.drops.inc(Reason::SendFailed);
+        }
+    }
+    while let Some(ev) = ts.poll_event() {
+        let (StunEvent::Mapped { mapped, .. } | StunEvent::MappingChanged { new: mapped, .. }) = ev
+        else {
+            continue;
+        };
+        s.tcp_observed = Some(mapped);
+        if let Some(c) = s.client.as_mut() {
+            c.set_observed(mapped, now);
+        }
+    }
+}
+
 fn note_unresolved(s: &mut Server, error: String) {
     // Logged once per change of the reason, not on every retry.
     if s.error.as_deref() != Some(error.as_str()) {
@@ -456,14 +672,21 @@ fn note_unresolved(s: &mut Server, error: String) {
 
 /// Sends what the STUN client has queued, from the WireGuard socket.
 async fn flush(st: &mut NatState) {
+    let now = Instant::now();
     while let Some(t) = st.stun.poll_transmit() {
+        if let Some(s) = st
+            .servers
+            .iter_mut()
+            .find(|s| s.hub_key.is_some() && s.addr == Some(t.dst))
+        {
+            s.transport.udp_sent(now);
+        }
         let udp = st.daemon.dp.udp().clone();
         if let Err(e) = udp.send(&t.payload, t.dst).await {
             tracing::debug!(server = %t.dst, error = %e, "STUN request not sent");
             st.daemon.dp.drops.inc(Reason::SendFailed);
         }
     }
-    let now = Instant::now();
     while let Some(ev) = st.stun.poll_event() {
         tracing::debug!(event = ?ev, "STUN");
         let (server, mapped) = match ev {
@@ -475,15 +698,15 @@ async fn flush(st: &mut NatState) {
             }
             StunEvent::Unreachable { .. } => continue,
         };
-        // A hub's STUN answer is our address as that hub sees it: what the registration
-        // proof binds.
-        if let Some(c) = st
-            .servers
-            .iter_mut()
-            .find(|s| s.addr == Some(server))
-            .and_then(|s| s.client.as_mut())
-        {
-            c.set_observed(mapped, now);
+        // A hub's STUN answer is our address as that hub sees it: what a registration over
+        // UDP binds. Over TCP it only says that UDP to the hub works again.
+        if let Some(s) = st.servers.iter_mut().find(|s| s.addr == Some(server)) {
+            s.transport.udp_answered();
+            if s.transport.current() == Transport::Udp {
+                if let Some(c) = s.client.as_mut() {
+                    c.set_observed(mapped, now);
+                }
+            }
         }
     }
 }
@@ -532,7 +755,9 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
             let found = find(s.addr);
             let (state, error) = match (s.addr, &s.client) {
                 (None, _) => ("failed", s.error.clone()),
-                (_, None) => ("failed", Some("no private key".to_string())),
+                (_, None) if st.own.is_none() => ("failed", Some("no private key".to_string())),
+                _ if s.transport.tcp_failing() => ("failed", s.tcp_error.clone()),
+                (_, None) => ("connecting", None),
                 (_, Some(c)) => match c.state() {
                     HubState::Connected => ("connected", None),
                     HubState::Connecting => ("connecting", None),
@@ -542,7 +767,7 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
             HubInfo {
                 address: s.label.clone(),
                 state: state.into(),
-                transport: "udp".into(),
+                transport: s.transport.current().as_str().into(),
                 rtt_ms: s
                     .client
                     .as_ref()

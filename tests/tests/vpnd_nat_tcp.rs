@@ -1,0 +1,227 @@
+//! The hub over TCP where UDP to it is blocked (issue 10: "Signaling works over UDP and falls
+//! back to TCP when UDP is blocked"), on the shared NAT lab (`e2e::nat_lab`).
+//!
+//! * A host whose router drops all UDP: vpnd registers with the hub over TCP (`transport` =
+//!   `tcp`, `connected`) and signals through it: each side sees the other online (the reason
+//!   is `probes_unanswered`, not `peer_offline` or `hub_unreachable`); no UDP path can exist.
+//! * A host whose router drops UDP to the hub only: registration and signaling over TCP, the
+//!   candidates learnt from other STUN servers announced, and the pair punches a direct UDP
+//!   path and pings. When the block is lifted, vpnd goes back to UDP on its own and the
+//!   tunnel carries on.
+
+use std::time::{Duration, Instant};
+
+use e2e::nat_lab::{Host, NatLab, NatType, Router, HUB_IP, STUN_PORT};
+use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
+use e2e::{ping_until, require_root_with, TestGuard, WgKeys};
+use serde_json::Value;
+
+const PORT: u16 = 51820;
+/// UDP unanswered for 4 s moves to TCP; connecting, STUN over TCP and registering take a few
+/// round trips more.
+const TCP_REGISTERED: Duration = Duration::from_secs(15);
+/// Registration, a probe round and its repeat.
+const PUNCHED: Duration = Duration::from_secs(20);
+/// Back to UDP: the hub's UDP answers come back with STUN's next retransmission or re-check
+/// (≤ 26 s), and vpnd stays on TCP at least 30 s after moving there.
+const BACK_TO_UDP: Duration = Duration::from_secs(75);
+const POLL: Duration = Duration::from_millis(100);
+
+fn show(vpnd: &Vpnd) -> Value {
+    let out = vpnd
+        .vpnctl(["show", "--json"])
+        .output()
+        .expect("vpnctl runs");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn peer_view(v: &Value, key: &str) -> Value {
+    v["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["public_key"] == key))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Polls `vpnd`'s `show --json` until `ok` holds or `within` passes; the last view either way.
+fn wait_show(vpnd: &Vpnd, within: Duration, ok: impl Fn(&Value) -> bool) -> (bool, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = show(vpnd);
+        if ok(&v) {
+            return (true, v);
+        }
+        if Instant::now() >= deadline {
+            return (false, v);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn hub_is(v: &Value, state: &str, transport: &str) -> bool {
+    let h = &v["interface"]["nat"]["hubs"][0];
+    h["state"] == state && h["transport"] == transport
+}
+
+struct Pair {
+    a: Vpnd,
+    b: Vpnd,
+    ka: WgKeys,
+    kb: WgKeys,
+}
+
+impl Pair {
+    fn start(a: &Host, b: &Host, hub: &(String, String), stun: &[&str]) -> Pair {
+        let (ka, kb) = (WgKeys::generate(), WgKeys::generate());
+        let config = |me: &WgKeys, ip: &str, other: &WgKeys, other_ip: &str| {
+            VpndConfig::new("vpntcp0", me)
+                .listen_port(PORT)
+                .addresses(&[&format!("{ip}/24")])
+                .hub(&hub.0, &hub.1)
+                .stun_servers(stun)
+                .peer(PeerConfig::new(&other.public, &[&format!("{other_ip}/32")]))
+        };
+        let va = Vpnd::start(a.ns(), &config(&ka, "10.82.0.1", &kb, "10.82.0.2"));
+        let vb = Vpnd::start(b.ns(), &config(&kb, "10.82.0.2", &ka, "10.82.0.1"));
+        Pair {
+            a: va,
+            b: vb,
+            ka,
+            kb,
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        format!(
+            "A: {:#}\nB: {:#}\nA logs:\n{}\nB logs:\n{}",
+            show(&self.a),
+            show(&self.b),
+            self.a.proc().logs(),
+            self.b.proc().logs()
+        )
+    }
+}
+
+#[test]
+fn udp_blocked_registers_and_signals_over_tcp() {
+    if !require_root_with(&["nft", "conntrack"]) {
+        return;
+    }
+    let guard = TestGuard::new("nat-tcp");
+    let mut lab = NatLab::new(&guard);
+    let blocked = lab.router(NatType::UdpBlocked);
+    let open = lab.router(NatType::EimEif);
+    let (ha, hb) = (lab.host(&blocked), lab.host(&open));
+    let hub = lab.start_hub();
+    let pair = Pair::start(&ha, &hb, &hub, &[]);
+
+    let (ok, a) = wait_show(&pair.a, TCP_REGISTERED, |v| hub_is(v, "connected", "tcp"));
+    assert!(ok, "A registers over TCP\n{}", pair.diagnostics());
+    assert!(
+        hub_is(&show(&pair.b), "connected", "udp"),
+        "{}",
+        pair.diagnostics()
+    );
+    assert!(
+        a["interface"]["nat"]["hubs"][0]["rtt_ms"]
+            .as_f64()
+            .is_some(),
+        "{a:#}"
+    );
+
+    // Signaling works: each side learns the other is online and probes; no UDP gets through.
+    let kb = pair.kb.public.clone();
+    let ka = pair.ka.public.clone();
+    let unanswered = |v: &Value, key: &str| {
+        let p = peer_view(v, key);
+        p["path"] == "none" && p["why_not_direct"] == "probes_unanswered"
+    };
+    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| unanswered(v, &kb));
+    assert!(ok, "A sees B online\n{}", pair.diagnostics());
+    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| unanswered(v, &ka));
+    assert!(ok, "B sees A online\n{}", pair.diagnostics());
+
+    let human = pair.a.vpnctl(["show"]).output().expect("vpnctl runs");
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("tcp"),
+        "human show names the transport:\n{human}"
+    );
+}
+
+/// Drops UDP from `router`'s LAN to the hub, leaving all other UDP alone.
+fn block_udp_to_hub(router: &Router) {
+    let ns = router.ns();
+    ns.exec_ok(["nft", "add", "table", "ip", "hubblock"]);
+    ns.exec_ok([
+        "nft",
+        "add",
+        "chain",
+        "ip",
+        "hubblock",
+        "forward",
+        "{ type filter hook forward priority filter - 10; policy accept; }",
+    ]);
+    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
+    ns.exec_ok([
+        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "udp", "dport",
+        &port, "drop",
+    ]);
+}
+
+#[test]
+fn udp_to_the_hub_blocked_still_punches_and_returns_to_udp() {
+    if !require_root_with(&["nft", "conntrack", "turnserver"]) {
+        return;
+    }
+    let guard = TestGuard::new("nat-tcp");
+    let mut lab = NatLab::new(&guard);
+    let ra = lab.router(NatType::EimApdf);
+    let rb = lab.router(NatType::EimEif);
+    block_udp_to_hub(&ra);
+    let (ha, hb) = (lab.host(&ra), lab.host(&rb));
+    lab.start_coturn();
+    let hub = lab.start_hub();
+    let stun = lab.stun_servers();
+    let pair = Pair::start(&ha, &hb, &hub, &[&stun[0], &stun[1]]);
+
+    let started = Instant::now();
+    let (ok, _) = wait_show(&pair.a, TCP_REGISTERED, |v| hub_is(v, "connected", "tcp"));
+    assert!(ok, "A registers over TCP\n{}", pair.diagnostics());
+    let kb = pair.kb.public.clone();
+    let ka = pair.ka.public.clone();
+    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| peer_view(v, &kb)["path"] == "punched");
+    assert!(ok, "A punched to B\n{}", pair.diagnostics());
+    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| peer_view(v, &ka)["path"] == "punched");
+    assert!(ok, "B punched to A\n{}", pair.diagnostics());
+    println!(
+        "UDP to the hub blocked: registered over TCP and punched {:.2} s after start",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        ping_until(ha.ns(), "10.82.0.2", Duration::from_secs(5))
+            && ping_until(hb.ns(), "10.82.0.1", Duration::from_secs(5)),
+        "pings over the punched path\n{}",
+        pair.diagnostics()
+    );
+
+    ra.ns()
+        .exec_ok(["nft", "delete", "table", "ip", "hubblock"]);
+    let lifted = Instant::now();
+    let (ok, _) = wait_show(&pair.a, BACK_TO_UDP, |v| hub_is(v, "connected", "udp"));
+    assert!(ok, "A back on UDP\n{}", pair.diagnostics());
+    println!(
+        "block lifted: registered over UDP again after {:.1} s",
+        lifted.elapsed().as_secs_f64()
+    );
+    assert!(
+        peer_view(&show(&pair.a), &kb)["path"] == "punched",
+        "the path is untouched by the hub's transport\n{}",
+        pair.diagnostics()
+    );
+    assert!(
+        ping_until(ha.ns(), "10.82.0.2", Duration::from_secs(5)),
+        "{}",
+        pair.diagnostics()
+    );
+}
