@@ -8,6 +8,8 @@
 //!   candidates learnt from other STUN servers announced, and the pair punches a direct UDP
 //!   path and pings. When the block is lifted, vpnd goes back to UDP on its own and the
 //!   tunnel carries on.
+//! * A host whose router blocks UDP to the hub and refuses TCP to it: the hub shows `failed`
+//!   over `tcp` with the connect error, and the peer's `why_not_direct` is `hub_unreachable`.
 
 use std::time::{Duration, Instant};
 
@@ -224,4 +226,35 @@ fn udp_to_the_hub_blocked_still_punches_and_returns_to_udp() {
         "{}",
         pair.diagnostics()
     );
+}
+
+#[test]
+fn hub_unreachable_on_both_transports_is_reported() {
+    if !require_root_with(&["nft", "conntrack"]) {
+        return;
+    }
+    let guard = TestGuard::new("nat-tcp-none");
+    let mut lab = NatLab::new(&guard);
+    let ra = lab.router(NatType::EimApdf);
+    let rb = lab.router(NatType::EimEif);
+    block_udp_to_hub(&ra);
+    // And TCP, refused at once as a firewall that rejects does.
+    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
+    ra.ns().exec_ok([
+        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
+        &port, "reject", "with", "tcp", "reset",
+    ]);
+    let (ha, hb) = (lab.host(&ra), lab.host(&rb));
+    let hub = lab.start_hub();
+    let pair = Pair::start(&ha, &hb, &hub, &[]);
+    let kb = pair.kb.public.clone();
+    // 4 s on UDP, then three refused connections 1 and 2 s apart.
+    let (ok, v) = wait_show(&pair.a, TCP_REGISTERED, |v| {
+        hub_is(v, "failed", "tcp") && peer_view(v, &kb)["why_not_direct"] == "hub_unreachable"
+    });
+    assert!(ok, "A reports the hub unreachable\n{}", pair.diagnostics());
+    let error = v["interface"]["nat"]["hubs"][0]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(error.contains("tcp connect"), "the reason is named: {v:#}");
 }
