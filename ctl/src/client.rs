@@ -18,8 +18,13 @@ use std::time::{Duration, Instant};
 /// daemon gone wrong could make the client buffer.
 pub const MAX_RESPONSE_SIZE: usize = 256 << 20;
 
-/// Timeout that `vpnctl` uses for connecting and for each call.
+/// Timeout that `vpnctl` uses for connecting and for each call that only reads.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout for a call that changes the daemon (peers, interface, reload). vpnd gives each
+/// change up to 20 s (`APPLY_TIMEOUT_MS`: a reload that resolves names or replaces sockets)
+/// and then answers either way; waiting a little longer reports that answer, where giving
+/// up first would call a change that went on to complete a timeout.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Exit status for success.
 pub const EXIT_OK: u8 = 0;
@@ -85,6 +90,11 @@ impl Client {
             }),
             next_id: 1,
         })
+    }
+
+    /// Sets the timeout for the following calls.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// The socket this client is connected to.

@@ -12,7 +12,7 @@ use crate::cli::{
     InterfaceSetArgs, JsonArgs, PeerAddArgs, PeerCommand, PeerRemoveArgs, PeerShowArgs,
     PeerUpdateArgs, ShowArgs,
 };
-use crate::client::{Client, ClientError, DEFAULT_TIMEOUT, EXIT_FAILED, EXIT_OK};
+use crate::client::{Client, ClientError, CHANGE_TIMEOUT, DEFAULT_TIMEOUT, EXIT_FAILED, EXIT_OK};
 use crate::keys::{self, KeysError};
 use crate::render;
 use clap::CommandFactory;
@@ -166,9 +166,16 @@ fn connect(cli: &Cli) -> Result<Client, ClientError> {
     Client::connect(&cli.socket_path(), DEFAULT_TIMEOUT)
 }
 
-/// One call on a fresh connection.
+/// One call on a fresh connection; changes get [`CHANGE_TIMEOUT`].
 fn call(cli: &Cli, method: &str, params: Option<Value>) -> Result<Value, Failure> {
-    Ok(connect(cli)?.call(method, params)?)
+    let mut client = connect(cli)?;
+    if matches!(
+        method,
+        "peer.add" | "peer.remove" | "peer.update" | "interface.set" | "reload"
+    ) {
+        client.set_timeout(CHANGE_TIMEOUT);
+    }
+    Ok(client.call(method, params)?)
 }
 
 /// Encodes a parameter object.

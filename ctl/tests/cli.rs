@@ -15,6 +15,8 @@ enum Reply {
     Line(String),
     /// Close the connection without answering.
     Close,
+    /// Send this line after a pause (a daemon busy applying a change).
+    Late(Duration, String),
 }
 
 struct FakeDaemon {
@@ -51,9 +53,18 @@ impl FakeDaemon {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 requests.push(line);
-                if let Reply::Line(text) = reply {
+                let text = match reply {
+                    Reply::Line(text) => Some(text),
+                    Reply::Late(pause, text) => {
+                        std::thread::sleep(pause);
+                        Some(text)
+                    }
+                    Reply::Close => None,
+                };
+                if let Some(text) = text {
                     let mut w = &conn;
-                    w.write_all(format!("{text}\n").as_bytes()).unwrap();
+                    // vpnctl may have given up and closed (what the tests check for).
+                    let _ = w.write_all(format!("{text}\n").as_bytes());
                 }
             }
             requests
@@ -559,6 +570,28 @@ fn interface_set_reads_the_private_key_file() {
         req["params"],
         json!({"private_key": SECRET, "mtu": 1380, "save": true})
     );
+}
+
+#[test]
+fn a_slow_change_is_waited_for_but_a_slow_show_is_not() {
+    // vpnd gives a change up to 20 s and answers then; vpnctl must not call it a timeout at
+    // 5 s. Reads keep the short timeout.
+    let ok = json!({"jsonrpc": "2.0", "id": 1, "result": {
+        "interface": [], "peers_added": [], "peers_removed": [], "peers_changed": []
+    }})
+    .to_string();
+    let d = FakeDaemon::start(vec![
+        Reply::Late(Duration::from_secs(6), ok.clone()),
+        Reply::Late(Duration::from_secs(6), ok),
+    ]);
+    let started = Instant::now();
+    let o = run_with_socket(&d.path, &["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(started.elapsed() >= Duration::from_secs(6));
+    let o = run_with_socket(&d.path, &["show", "--json"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("time"), "{}", stderr(&o));
+    d.requests();
 }
 
 #[test]
