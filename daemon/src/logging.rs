@@ -24,9 +24,24 @@ pub fn init(level: Option<&str>, format: LogFormat) {
     init_with(level, format, None);
 }
 
+/// Whether the log is human text on stderr: then an error logged there needs no second,
+/// plain copy on stderr.
+static TEXT_ON_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a fatal error logged at ERROR already reached the user's terminal (or the journal)
+/// as a readable line: the log is text on stderr and errors are not filtered out.
+pub fn errors_shown_on_stderr() -> bool {
+    TEXT_ON_STDERR.load(std::sync::atomic::Ordering::Relaxed)
+        && tracing::level_filters::LevelFilter::current() >= tracing::Level::ERROR
+}
+
 /// Installs the global subscriber writing to `file` if given (appending, without colours),
 /// else to stderr.
 pub fn init_with(level: Option<&str>, format: LogFormat, file: Option<std::fs::File>) {
+    TEXT_ON_STDERR.store(
+        file.is_none() && format == LogFormat::Text,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).unwrap_or_else(|_| EnvFilter::new("info")),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

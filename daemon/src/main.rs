@@ -155,7 +155,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("vpnd: {e}");
+            // Once, not twice: a plain line only where the log line above is not one.
+            if !logging::errors_shown_on_stderr() {
+                eprintln!("vpnd: {e}");
+            }
             ExitCode::from(1)
         }
     }

@@ -71,6 +71,11 @@ fn a_second_vpnd_for_a_running_interface_is_refused() {
         stderr.contains("vpndup0") && stderr.contains(&format!("pid {pid}")),
         "the refusal names the interface and the running daemon's PID ({pid}): {stderr}"
     );
+    assert_eq!(
+        stderr.matches("already run by another vpnd").count(),
+        1,
+        "the refusal is printed once: {stderr}"
+    );
 
     let ping = pinger.wait_with_output().expect("ping ends");
     let summary = String::from_utf8_lossy(&ping.stdout);
