@@ -20,11 +20,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use protocol::hub::frame;
 use protocol::hub::messages::{Candidates, Message, MAX_MESSAGE_LEN};
 use protocol::hub::seal::{
     envelope_key, open_envelope, registration_proof, seal_envelope, ENVELOPE_OVERHEAD,
 };
+use protocol::hub::{frame, relay};
 use protocol::keys::PrivateKey;
 use protocol::nat::stun::StunClient;
 use x25519_dalek::StaticSecret;
@@ -743,4 +743,126 @@ fn hub_serves_alone_while_redis_is_unreachable_and_joins_when_it_comes() {
     let _redis = Redis::start_on(port).unwrap();
     hub.wait_for_line("subscribed to");
     assert_eq!(hub.counter("store_connected"), 1);
+}
+
+/// A WireGuard transport message of `len` bytes (type 4, reserved bytes zero), as the relay
+/// sees one: opaque.
+fn wireguard_transport(len: usize, fill: u8) -> Vec<u8> {
+    let mut m = vec![fill; len];
+    m[..4].copy_from_slice(&[4, 0, 0, 0]);
+    m
+}
+
+fn relay_frame(channel: u32, payload: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; relay::RELAY_HEADER_LEN];
+    relay::write_header(channel, &mut h);
+    let mut f = h.to_vec();
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn relay_forwards_wireguard_between_the_ends_of_a_channel_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start(dir.path(), &[1, 2, 3]);
+    let (mut a, mut b, mut c) = (
+        Link::udp(hub.addr),
+        Link::udp(hub.addr),
+        Link::udp(hub.addr),
+    );
+    for (link, k) in [(&mut a, 1), (&mut b, 2), (&mut c, 3)] {
+        let observed = link.stun(hub.addr);
+        link.register(k, observed, &[]).expect("registered");
+    }
+    a.send_msg(&Message::RelayOpen { peer: public(2) });
+    let ready = |m: Vec<u8>| match Message::parse(&m).unwrap() {
+        Message::RelayReady { peer, channel } => (peer, channel),
+        other => panic!("expected RelayReady, got {other:?}"),
+    };
+    let (peer, channel) = ready(a.recv(ANSWER).expect("RelayReady to the opener"));
+    assert_eq!(peer, public(2));
+    assert_eq!(
+        ready(b.recv(ANSWER).expect("RelayReady to the other end")),
+        (public(1), channel)
+    );
+
+    // A full-size WireGuard message each way, unchanged.
+    let to_b = relay_frame(channel, &wireguard_transport(1452, 0xAB));
+    a.send(&to_b);
+    assert_eq!(b.recv(ANSWER).expect("relayed to b"), to_b);
+    let to_a = relay_frame(channel, &wireguard_transport(96, 0xCD));
+    b.send(&to_a);
+    assert_eq!(a.recv(ANSWER).expect("relayed to a"), to_a);
+    hub.wait_counter("relay_frames", 2);
+
+    // c is registered but no end of the channel; junk inside a relay header, an unknown
+    // channel and an oversized frame are not forwarded either.
+    c.send(&relay_frame(channel, &wireguard_transport(96, 1)));
+    a.send(&relay_frame(
+        channel,
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    ));
+    let unknown = if channel == 1 { 2 } else { 1 };
+    a.send(&relay_frame(unknown, &wireguard_transport(96, 2)));
+    a.send(&relay_frame(channel, &wireguard_transport(1600, 3)));
+    b.expect_silence();
+    a.expect_silence();
+    hub.wait_counter("drop_relay_not_end", 1);
+    hub.wait_counter("drop_relay_malformed", 2);
+    hub.wait_counter("drop_relay_no_channel", 1);
+    assert_eq!(hub.counter("relay_frames"), 2);
+    assert_eq!(hub.counter("relay_channels"), 1);
+}
+
+/// Registers `pairs` of links (keys 1+2, 3+4, ...) and opens a channel for each pair.
+fn relayed_pairs(hub: &Hubd, pairs: u8) -> Vec<(Link, Link, u32)> {
+    (0..pairs)
+        .map(|i| {
+            let (ka, kb) = (2 * i + 1, 2 * i + 2);
+            let (mut a, mut b) = (Link::udp(hub.addr), Link::udp(hub.addr));
+            for (link, k) in [(&mut a, ka), (&mut b, kb)] {
+                let observed = link.stun(hub.addr);
+                link.register(k, observed, &[]).expect("registered");
+            }
+            a.send_msg(&Message::RelayOpen { peer: public(kb) });
+            let channel = match Message::parse(&a.recv(ANSWER).unwrap()).unwrap() {
+                Message::RelayReady { channel, .. } => channel,
+                other => panic!("expected RelayReady, got {other:?}"),
+            };
+            b.recv(ANSWER).expect("RelayReady to the other end");
+            (a, b, channel)
+        })
+        .collect()
+}
+
+#[test]
+fn a_relay_flood_is_held_to_its_budget_and_others_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 Mbit/s: a 64 KiB burst, then 125 kB/s.
+    let hub = start_store(dir.path(), &[1, 2, 3, 4], "memory\nrelay:\n  rate_mbit: 1");
+    let mut pairs = relayed_pairs(&hub, 2);
+    let (flooder, victim, ch) = &mut pairs[0];
+    let frame = relay_frame(*ch, &wireguard_transport(1452, 0xEE));
+    // 2,000 full frames (2.9 MB) as fast as the socket takes them: bounded in count.
+    for _ in 0..2000 {
+        flooder.send(&frame);
+    }
+    let mut got = 0usize;
+    while victim.recv(QUIET).is_some() {
+        got += 1;
+        assert!(got <= 2000);
+    }
+    // The burst (64 KiB, 45 frames) plus what the rate refilled while the flood ran.
+    assert!(
+        (40..400).contains(&got),
+        "{got} frames of the flood were forwarded"
+    );
+    hub.wait_counter("drop_relay_rate", 1);
+    // The other client's budget is its own.
+    let (c, d, ch2) = &mut pairs[1];
+    let f2 = relay_frame(*ch2, &wireguard_transport(200, 0x11));
+    for _ in 0..20 {
+        c.send(&f2);
+        assert_eq!(d.recv(ANSWER).expect("the other pair still relays"), f2);
+    }
 }

@@ -74,6 +74,25 @@ pub enum Store {
     },
 }
 
+/// The relay (`relay:`; docs/hub.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Whether peers may relay WireGuard through this hub (default true: about one pair of
+    /// NATs in five cannot be punched, and admission already says who may use the hub).
+    pub enabled: bool,
+    /// Sustained relay rate per client, in Mbit/s (default 1,000).
+    pub rate_mbit: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: true,
+            rate_mbit: 1000,
+        }
+    }
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubConfig {
@@ -89,6 +108,8 @@ pub struct HubConfig {
     pub admission: AdmissionConfig,
     /// Where presence and signaling live: this process, or Redis shared by several hubs.
     pub store: Store,
+    /// The relay.
+    pub relay: RelayConfig,
     /// Things that work but deserve attention, as `origin: field: message`; the caller logs
     /// them.
     pub warnings: Vec<String>,

@@ -38,6 +38,44 @@ fn documented_example_loads_in_yaml_and_toml() {
     .unwrap();
     assert_eq!(t.admission, AdmissionConfig::Any);
     assert_eq!(t.store, Store::Memory, "memory is the default");
+    assert_eq!(
+        t.relay,
+        RelayConfig::default(),
+        "the relay is on by default"
+    );
+}
+
+#[test]
+fn relay_settings_are_checked() {
+    let base = format!(
+        "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:3478\"]\nadmission:\n  allow_any: true\n"
+    );
+    let c = parse(&format!(
+        "{base}relay:\n  enabled: false\n  rate_mbit: 50\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.relay,
+        RelayConfig {
+            enabled: false,
+            rate_mbit: 50
+        }
+    );
+    let e = errors(&format!(
+        "{base}relay:\n  enabled: yes please\n  rate_mbit: 0\n  tls: {{}}\n"
+    ));
+    for want in [
+        "hub.yaml: relay.tls: unknown field; expected one of: enabled, rate_mbit",
+        "hub.yaml: relay.enabled: expected true or false, found a string",
+        "hub.yaml: relay.rate_mbit: must be from 1 to 100000 (Mbit/s per client)",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    let e = errors(&format!("{base}relay: on\n"));
+    assert!(
+        e.contains("hub.yaml: relay: expected a map (enabled, rate_mbit)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -62,7 +100,7 @@ fn every_problem_is_named_with_its_field() {
         "private_key: nope!\nlisten: [\"hub.example:3478\", 5]\nadmission:\n  allow: [{PEER}, {PEER}, xx]\n  allow_all: true\nstore: postgres\nport: 1\n"
     ));
     for want in [
-        "hub.yaml: port: unknown field; expected one of: private_key_file, private_key, listen, admission, store",
+        "hub.yaml: port: unknown field; expected one of: private_key_file, private_key, listen, admission, store, relay",
         "hub.yaml: private_key: not valid base64; make one with `vpnctl genkey`",
         "hub.yaml: listen[0]: `hub.example:3478` is not IP:PORT",
         "hub.yaml: listen[1]: expected a string, found an integer",

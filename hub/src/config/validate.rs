@@ -12,7 +12,7 @@ use protocol::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::error::Problem;
-use super::{AdmissionConfig, HubConfig, Store};
+use super::{AdmissionConfig, HubConfig, RelayConfig, Store};
 
 const TOP_FIELDS: &[&str] = &[
     "private_key_file",
@@ -20,8 +20,13 @@ const TOP_FIELDS: &[&str] = &[
     "listen",
     "admission",
     "store",
+    "relay",
 ];
 const ADMISSION_FIELDS: &[&str] = &["allow", "allow_any"];
+const RELAY_FIELDS: &[&str] = &["enabled", "rate_mbit"];
+/// `relay.rate_mbit` bounds: at least 1 Mbit/s (a relay slower than that is no use), at most
+/// 100 Gbit/s (beyond any link a hub has; a typo, not a setting).
+const RATE_MBIT: std::ops::RangeInclusive<u64> = 1..=100_000;
 /// A key file is 44 base64 characters and a newline; anything much longer is not one.
 const MAX_KEY_FILE_LEN: u64 = 1024;
 /// Redis's default port, used when a `redis://` URL gives none.
@@ -112,8 +117,9 @@ pub(super) fn check(
         warnings,
     );
     let store = store(take(&mut root, "store"), problems);
-    let ((private_key, private_key_file), listen, admission, store) =
-        (key?, listen?, admission?, store?);
+    let relay = relay(take(&mut root, "relay"), problems);
+    let ((private_key, private_key_file), listen, admission, store, relay) =
+        (key?, listen?, admission?, store?, relay?);
     Some(HubConfig {
         source_path: None,
         private_key,
@@ -121,8 +127,53 @@ pub(super) fn check(
         listen,
         admission,
         store,
+        relay,
         warnings: Vec::new(),
     })
+}
+
+fn relay(v: Option<Value>, problems: &mut Vec<Problem>) -> Option<RelayConfig> {
+    let mut out = RelayConfig::default();
+    let Some(v) = v else {
+        return Some(out);
+    };
+    let mut map = match v.kind {
+        ValueKind::Table(t) => t,
+        _ => {
+            wrong("relay", "a map (enabled, rate_mbit)", &v, problems);
+            return None;
+        }
+    };
+    let before = problems.len();
+    unknown_fields(&map, "relay", RELAY_FIELDS, problems);
+    if let Some(v) = take(&mut map, "enabled") {
+        match v.kind {
+            ValueKind::Boolean(b) => out.enabled = b,
+            _ => wrong("relay.enabled", "true or false", &v, problems),
+        }
+    }
+    if let Some(v) = take(&mut map, "rate_mbit") {
+        let n = match v.kind {
+            ValueKind::I64(n) => u64::try_from(n).ok(),
+            ValueKind::U64(n) => Some(n),
+            _ => {
+                wrong("relay.rate_mbit", "an integer (Mbit/s)", &v, problems);
+                return None;
+            }
+        };
+        match n.filter(|n| RATE_MBIT.contains(n)) {
+            Some(n) => out.rate_mbit = n as u32,
+            None => problems.push(Problem::new(
+                "relay.rate_mbit",
+                format!(
+                    "must be from {} to {} (Mbit/s per client)",
+                    RATE_MBIT.start(),
+                    RATE_MBIT.end()
+                ),
+            )),
+        }
+    }
+    (problems.len() == before).then_some(out)
 }
 
 fn private_key(

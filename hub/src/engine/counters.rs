@@ -81,4 +81,12 @@ counters! {
     tcp_closed_bad,
     /// Replies or forwards dropped because a TCP peer's send queue was full.
     tcp_queue_full,
+    /// Relay channels opened (RelayOpen answered with RelayReady to both ends).
+    relay_opened,
+    /// RelayOpen for a peer not registered on this hub, answered with an offline presence.
+    relay_to_offline,
+    /// Dropped: a RelayOpen while the relay is switched off (`relay.enabled: false`).
+    drop_relay_off,
+    /// Relay channels open now (a gauge, not a count).
+    relay_channels,
 }

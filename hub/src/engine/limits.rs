@@ -39,6 +39,11 @@ pub struct Limits {
     pub peer_burst: u32,
     /// …and per second sustained: path setup needs a handful per peer pair.
     pub peer_per_sec: u32,
+    /// Relay bytes one client may send in a burst ([`relay_burst`] of the rate)…
+    pub relay_burst_bytes: u64,
+    /// …and per second sustained (`relay.rate_mbit`, default 1,000 Mbit/s: one client cannot
+    /// take a small hub's whole link from the others).
+    pub relay_bytes_per_sec: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +56,15 @@ impl Default for Limits {
             verify_per_sec: 2_000,
             peer_burst: 100,
             peer_per_sec: 50,
+            relay_burst_bytes: relay_burst(1_000_000_000 / 8),
+            relay_bytes_per_sec: 1_000_000_000 / 8,
         }
     }
+}
+
+/// The relay burst for a sustained rate of `bytes_per_sec`: an eighth of a second's worth
+/// (a TCP window in flight at that rate), at least 64 KiB (a few full-size frames back to
+/// back at any rate) and at most 4 MiB (what one client may make the hub send at once).
+pub fn relay_burst(bytes_per_sec: u64) -> u64 {
+    (bytes_per_sec / 8).clamp(64 << 10, 4 << 20)
 }

@@ -13,6 +13,11 @@
 //!   answer an offline Presence. The envelope is sealed between the two peers; the hub only
 //!   moves it.
 //!
+//! - RelayOpen (from a registered source, for a peer registered here): open the pair's relay
+//!   channel and tell both ends with RelayReady. Relay frames themselves never come here:
+//!   the I/O layer forwards them with the [`relay::Routes`] snapshot from
+//!   [`Hub::relay_routes`].
+//!
 //! Everything else, and anything over a rate or table bound, is dropped silently and counted.
 //!
 //! With a shared store ([`Hub::share`], `store: redis://…`) registrations are also published,
@@ -22,6 +27,7 @@
 pub mod counters;
 pub mod limits;
 pub mod ratelimit;
+pub mod relay;
 pub mod shared;
 mod stun;
 
@@ -116,6 +122,8 @@ pub struct Hub {
     next_sweep: Instant,
     /// With a shared store: this hub's id there and the operations not yet drained.
     shared: Option<(HubId, Vec<StoreOp>)>,
+    /// Relay channels; `None` with the relay switched off.
+    channels: Option<relay::Channels>,
 }
 
 impl Hub {
@@ -148,6 +156,37 @@ impl Hub {
             counters: Counters::default(),
             next_sweep: now + SWEEP_INTERVAL,
             shared: None,
+            channels: None,
+        }
+    }
+
+    /// Serves relay channels (`relay.enabled`).
+    pub fn enable_relay(&mut self) {
+        let mut h = blake2::Blake2s256::default();
+        blake2::Digest::update(&mut h, b"vpnhub relay id secret v1");
+        blake2::Digest::update(&mut h, *self.nonce_secret);
+        self.channels = Some(relay::Channels::new(blake2::Digest::finalize(h).into()));
+    }
+
+    /// A new relay routing snapshot when channels or their ends changed since the last call
+    /// (`None`: keep the current one). Also closes channels whose ends went away.
+    pub fn relay_routes(&mut self, now: Instant) -> Option<relay::Routes> {
+        let regs = &self.regs;
+        let limits = self.limits;
+        let channels = self.channels.as_mut()?;
+        let routes = channels.rebuild(
+            |k| regs.get(k).filter(|r| r.expires > now).map(|r| r.origin),
+            limits.relay_burst_bytes,
+            limits.relay_bytes_per_sec,
+            now,
+        );
+        self.counters.relay_channels = channels.len() as u64;
+        routes
+    }
+
+    fn touch_routes(&mut self) {
+        if let Some(c) = &mut self.channels {
+            c.touch();
         }
     }
 
@@ -217,6 +256,7 @@ impl Hub {
         for peer in gone {
             self.store_op(StoreOp::Remove { peer });
         }
+        self.touch_routes();
         let n = before - self.regs.len();
         self.counters.evicted_by_reload += n as u64;
         n
@@ -237,6 +277,7 @@ impl Hub {
         for peer in gone {
             self.store_op(StoreOp::Remove { peer });
         }
+        self.touch_routes();
     }
 
     /// Expires registrations and sweeps the rate limiter; call at least every
@@ -256,6 +297,9 @@ impl Hub {
             keep
         });
         self.counters.expired += (before - self.regs.len()) as u64;
+        if before != self.regs.len() {
+            self.touch_routes();
+        }
         self.sources.sweep(now);
     }
 
@@ -309,9 +353,11 @@ impl Hub {
             } => self.on_register(from, peer, nonce, proof, candidates, now, out),
             Message::Lookup { peer } => self.on_lookup(from, peer, now, out),
             Message::Signal { to, from: key, .. } => self.on_signal(from, to, key, raw, now, out),
-            Message::Challenge { .. } | Message::Registered { .. } | Message::Presence { .. } => {
-                self.counters.drop_wrong_direction += 1
-            }
+            Message::RelayOpen { peer } => self.on_relay_open(from, peer, now, out),
+            Message::Challenge { .. }
+            | Message::Registered { .. }
+            | Message::Presence { .. }
+            | Message::RelayReady { .. } => self.counters.drop_wrong_direction += 1,
         }
     }
 
@@ -390,6 +436,10 @@ impl Hub {
         }
         let bucket = Bucket::full(self.limits.peer_burst, now);
         let expires = now + REGISTRATION_TTL;
+        let moved = self.regs.get(&peer).is_none_or(|r| r.origin != from);
+        if moved {
+            self.touch_routes();
+        }
         match self.regs.get_mut(&peer) {
             Some(r) => {
                 if r.origin != from {
@@ -476,6 +526,46 @@ impl Hub {
         self.counters.lookups_answered += 1;
         let m = self.presence(peer, now);
         push(out, from, &m);
+    }
+
+    fn on_relay_open(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
+        let Some(sender) = self.sender(from, now) else {
+            return;
+        };
+        if self.channels.is_none() {
+            self.counters.drop_relay_off += 1;
+            return;
+        }
+        let Some(to) = self
+            .regs
+            .get(&peer)
+            .filter(|r| r.expires > now)
+            .map(|r| r.origin)
+        else {
+            // Relays never forward to each other: a peer homed on another hub is reached by
+            // opening a channel there (docs/hub-protocol.md).
+            self.counters.relay_to_offline += 1;
+            push(out, from, &offline(peer));
+            return;
+        };
+        if sender == peer {
+            self.counters.drop_malformed += 1;
+            return;
+        }
+        let Some(channel) = self.channels.as_mut().and_then(|c| c.open(sender, peer)) else {
+            self.counters.drop_table_full += 1;
+            return;
+        };
+        self.counters.relay_opened += 1;
+        push(out, from, &Message::RelayReady { peer, channel });
+        push(
+            out,
+            to,
+            &Message::RelayReady {
+                peer: sender,
+                channel,
+            },
+        );
     }
 
     fn is_local(&self, peer: &Key, now: Instant) -> bool {

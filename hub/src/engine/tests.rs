@@ -493,3 +493,64 @@ fn memory_store_produces_no_store_operations() {
     assert_eq!(out.len(), 1, "answered at once, offline");
     assert!(h.drain_store_ops().is_empty());
 }
+
+#[test]
+fn relay_open_tells_both_ends_and_routes_follow_registrations() {
+    let t0 = Instant::now();
+    let mut h = hub(allow(&[1, 2, 3]), Limits::default(), t0);
+    let (a, b, c) = (
+        udp("198.51.100.1:1000"),
+        udp("198.51.100.2:2000"),
+        udp("198.51.100.3:3000"),
+    );
+    // Off by default in the engine: a RelayOpen is dropped and counted.
+    register(&mut h, 1, a, &[], t0);
+    register(&mut h, 2, b, &[], t0);
+    assert!(send(&mut h, a, &Message::RelayOpen { peer: key(2) }, t0).is_empty());
+    assert_eq!(h.counters().drop_relay_off, 1);
+    h.enable_relay();
+    assert!(h.relay_routes(t0).unwrap().is_empty());
+
+    // From an unregistered source: silence.
+    let stranger = udp("203.0.113.9:9");
+    assert!(send(&mut h, stranger, &Message::RelayOpen { peer: key(2) }, t0).is_empty());
+    assert_eq!(h.counters().drop_unregistered, 1);
+    // To a peer not registered: an offline presence.
+    let out = send(&mut h, a, &Message::RelayOpen { peer: key(3) }, t0);
+    assert!(matches!(
+        Message::parse(&out[0].payload).unwrap(),
+        Message::Presence { observed: None, .. }
+    ));
+
+    let out = send(&mut h, a, &Message::RelayOpen { peer: key(2) }, t0);
+    assert_eq!(out.len(), 2, "both ends hear of the channel");
+    let ready = |r: &Reply| match Message::parse(&r.payload).unwrap() {
+        Message::RelayReady { peer, channel } => (r.to, peer, channel),
+        m => panic!("expected RelayReady, got {m:?}"),
+    };
+    let (to_a, peer_a, ch) = ready(&out[0]);
+    let (to_b, peer_b, ch_b) = ready(&out[1]);
+    assert_eq!((to_a, peer_a), (a, key(2)));
+    assert_eq!((to_b, peer_b), (b, key(1)));
+    assert_eq!(ch, ch_b);
+    // The other end asking gets the same channel.
+    let out = send(&mut h, b, &Message::RelayOpen { peer: key(1) }, t0);
+    assert_eq!(ready(&out[0]).2, ch);
+    let routes = h.relay_routes(t0).unwrap();
+    assert_eq!(routes[&ch].forward(&a).unwrap().0, b);
+    assert_eq!(routes[&ch].forward(&b).unwrap().0, a);
+    assert!(routes[&ch].forward(&c).is_none());
+    assert!(h.relay_routes(t0).is_none(), "unchanged: no new snapshot");
+
+    // b roams: the route follows.
+    let b2 = udp("198.51.100.2:2001");
+    register(&mut h, 2, b2, &[], t0);
+    let routes = h.relay_routes(t0).unwrap();
+    assert_eq!(routes[&ch].forward(&a).unwrap().0, b2);
+    // b expires: the channel closes.
+    let later = t0 + REGISTRATION_TTL + SWEEP_INTERVAL;
+    register(&mut h, 1, a, &[], t0 + REGISTRATION_TTL / 2);
+    h.handle_timeout(later);
+    assert!(h.relay_routes(later).unwrap().is_empty());
+    assert_eq!(h.counters().relay_channels, 0);
+}

@@ -5,6 +5,7 @@
 //! One mutex guards the hub; it is held only while [`Hub::handle`] runs (microseconds, one DH
 //! at most), never across an await.
 
+mod relay;
 mod stats;
 mod store;
 mod tcp;
@@ -69,6 +70,10 @@ pub(crate) struct Shared {
     pub store: Option<mpsc::Sender<StoreOp>>,
     /// Whether the shared store is reachable now (its subscription is up).
     pub store_connected: AtomicBool,
+    /// The relay routing snapshot ([`Hub::relay_routes`]), read per relay frame.
+    pub routes: parking_lot::RwLock<Arc<crate::engine::relay::Routes>>,
+    /// The relay data path's counters.
+    pub relay_counters: relay::RelayCounters,
 }
 
 impl Shared {
@@ -78,6 +83,9 @@ impl Shared {
     pub fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
         let mut hub = self.hub.lock();
         let r = f(&mut hub);
+        if let Some(routes) = hub.relay_routes(Instant::now()) {
+            self.set_routes(routes);
+        }
         if let Some(q) = &self.store {
             for op in hub.drain_store_ops() {
                 if q.try_send(op).is_err() {
@@ -189,9 +197,19 @@ pub async fn run(
         config.private_key.secret(),
         nonce_secret,
         admission(&config.admission),
-        Limits::default(),
+        {
+            let rate = u64::from(config.relay.rate_mbit) * 1_000_000 / 8;
+            Limits {
+                relay_bytes_per_sec: rate,
+                relay_burst_bytes: crate::engine::limits::relay_burst(rate),
+                ..Limits::default()
+            }
+        },
         now,
     );
+    if config.relay.enabled {
+        hub.enable_relay();
+    }
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for &addr in &config.listen {
@@ -238,6 +256,8 @@ pub async fn run(
         next_conn: AtomicU64::new(1),
         store: store_tx,
         store_connected: AtomicBool::new(false),
+        routes: parking_lot::RwLock::new(Arc::new(Default::default())),
+        relay_counters: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     if let (Store::Redis { host, port, db }, Some((id, rx))) = (&config.store, store_rx) {

@@ -34,7 +34,7 @@ pub(super) fn line(shared: &Shared) -> String {
     if let Some(c) = store_connected(shared) {
         let _ = write!(s, " store_connected={c}");
     }
-    for (k, v) in hub.counters().iter() {
+    for (k, v) in hub.counters().iter().chain(shared.relay_counters.iter()) {
         let _ = write!(s, " {k}={v}");
     }
     s
@@ -48,7 +48,7 @@ fn text(shared: &Shared) -> String {
     if let Some(c) = store_connected(shared) {
         let _ = writeln!(s, "vpnhub_store_connected {c}");
     }
-    for (k, v) in hub.counters().iter() {
+    for (k, v) in hub.counters().iter().chain(shared.relay_counters.iter()) {
         let _ = writeln!(s, "vpnhub_{k} {v}");
     }
     s

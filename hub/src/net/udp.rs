@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
-use protocol::hub::messages::MAX_MESSAGE_LEN;
+use protocol::hub::relay::MAX_RELAY_FRAME;
+use protocol::nat::demux::RELAY_MAGIC;
 use tokio::net::UdpSocket;
 
 use super::Shared;
 use crate::engine::{Origin, Transport};
 
-/// Receive buffer: one byte more than the largest message, so an oversized datagram is seen
-/// as such (and refused by length) rather than silently truncated to a valid one.
-const RECV_BUF: usize = MAX_MESSAGE_LEN + 1;
+/// Receive buffer: one byte more than the largest relay frame (the largest datagram the hub
+/// takes), so an oversized datagram is seen as such (and refused by length) rather than
+/// silently truncated to a valid one.
+const RECV_BUF: usize = MAX_RELAY_FRAME + 1;
 
 pub(super) async fn serve(shared: Arc<Shared>, index: usize, sock: Arc<UdpSocket>) {
     let mut buf = [0u8; RECV_BUF];
@@ -27,6 +29,11 @@ pub(super) async fn serve(shared: Arc<Shared>, index: usize, sock: Arc<UdpSocket
             transport: Transport::Udp(index),
             addr: from,
         };
+        // Relay frames are data: forwarded without the hub's lock.
+        if n >= RELAY_MAGIC.len() && buf[..RELAY_MAGIC.len()] == RELAY_MAGIC {
+            shared.relay(origin, &buf[..n]).await;
+            continue;
+        }
         let out = shared.handle(origin, &buf[..n]);
         shared.dispatch(out).await;
     }

@@ -79,6 +79,13 @@ pub enum HubEvent {
         /// Its announced (local) candidates.
         candidates: Vec<SocketAddr>,
     },
+    /// The hub relays between us and `peer` on `channel` (answer to our or its `RelayOpen`).
+    RelayReady {
+        /// The other peer.
+        peer: [u8; KEY_LEN],
+        /// The channel to put on frames for it, and on which its frames come.
+        channel: u32,
+    },
     /// A peer asked us to probe its candidates ("call me maybe").
     CallMeMaybe {
         /// The sender.
@@ -200,6 +207,12 @@ impl HubClient {
     /// Asks where `peer` is; the answer comes as [`HubEvent::Presence`].
     pub fn lookup(&mut self, peer: &[u8; KEY_LEN]) {
         self.send(&Message::Lookup { peer: *peer });
+    }
+
+    /// Asks the hub to relay between us and `peer`; the answer comes as
+    /// [`HubEvent::RelayReady`] (or an offline [`HubEvent::Presence`]).
+    pub fn relay_open(&mut self, peer: &[u8; KEY_LEN]) {
+        self.send(&Message::RelayOpen { peer: *peer });
     }
 
     /// Sends `peer`, through the hub, our candidates sealed so only it can read them. Does
@@ -327,9 +340,15 @@ impl HubClient {
                 });
                 Ok(())
             }
-            Message::Hello { .. } | Message::Register { .. } | Message::Lookup { .. } => {
-                Err(HubClientError::Unexpected)
+            Message::RelayReady { peer, channel } => {
+                self.events
+                    .push_back(HubEvent::RelayReady { peer, channel });
+                Ok(())
             }
+            Message::Hello { .. }
+            | Message::Register { .. }
+            | Message::Lookup { .. }
+            | Message::RelayOpen { .. } => Err(HubClientError::Unexpected),
         }
     }
 

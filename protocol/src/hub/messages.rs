@@ -35,6 +35,8 @@ const T_REGISTERED: u8 = 4;
 const T_LOOKUP: u8 = 5;
 const T_PRESENCE: u8 = 6;
 const T_SIGNAL: u8 = 7;
+const T_RELAY_OPEN: u8 = 8;
+const T_RELAY_READY: u8 = 9;
 
 /// Why bytes are not a hub message. The hub counts these and stays silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +163,19 @@ pub enum Message<'a> {
         /// [`super::seal::seal_envelope`] output, opaque to the hub.
         envelope: &'a [u8],
     },
+    /// Peer → hub: open (or look up) the relay channel between me and `peer`.
+    RelayOpen {
+        /// The other peer's public key.
+        peer: [u8; KEY_LEN],
+    },
+    /// Hub → both peers of a channel: frames on `channel` go to and come from `peer`
+    /// ([`super::relay`]).
+    RelayReady {
+        /// The other peer of the channel.
+        peer: [u8; KEY_LEN],
+        /// The channel number (never 0).
+        channel: u32,
+    },
 }
 
 fn key(b: &[u8], at: usize) -> [u8; KEY_LEN] {
@@ -273,6 +288,22 @@ impl<'a> Message<'a> {
                 exact(KEY_LEN)?;
                 Ok(Self::Lookup { peer: key(body, 0) })
             }
+            T_RELAY_OPEN => {
+                exact(KEY_LEN)?;
+                Ok(Self::RelayOpen { peer: key(body, 0) })
+            }
+            T_RELAY_READY => {
+                exact(KEY_LEN + 4)?;
+                let c = &body[KEY_LEN..];
+                let channel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                if channel == 0 {
+                    return Err(ParseError::Field(t));
+                }
+                Ok(Self::RelayReady {
+                    peer: key(body, 0),
+                    channel,
+                })
+            }
             T_PRESENCE => {
                 let fixed = KEY_LEN + 1 + ADDR_LEN;
                 if body.len() < fixed {
@@ -318,7 +349,8 @@ impl<'a> Message<'a> {
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN
             + match self {
-                Self::Hello { .. } | Self::Lookup { .. } => KEY_LEN,
+                Self::Hello { .. } | Self::Lookup { .. } | Self::RelayOpen { .. } => KEY_LEN,
+                Self::RelayReady { .. } => KEY_LEN + 4,
                 Self::Challenge { .. } => NONCE_LEN,
                 Self::Register { candidates, .. } => {
                     KEY_LEN + NONCE_LEN + PROOF_LEN + candidates.encoded_len()
@@ -385,6 +417,15 @@ impl<'a> Message<'a> {
             Self::Lookup { peer } => {
                 w.buf[5] = T_LOOKUP;
                 w.put(peer);
+            }
+            Self::RelayOpen { peer } => {
+                w.buf[5] = T_RELAY_OPEN;
+                w.put(peer);
+            }
+            Self::RelayReady { peer, channel } => {
+                w.buf[5] = T_RELAY_READY;
+                w.put(peer);
+                w.put(&channel.to_be_bytes());
             }
             Self::Presence {
                 peer,

@@ -2,6 +2,7 @@
 //!
 //! - [`messages`]: the datagram/frame formats, parsed by exact, bounded lengths.
 //! - [`client`]: a peer's side of one hub (registration, renewal, lookups, signals).
+//! - [`relay`]: the relay frame (a WireGuard datagram on a hub-assigned channel).
 //! - [`frame`]: the length prefix that carries them (and STUN) over TCP.
 //! - [`transport`]: UDP to the hub, or TCP where UDP goes unanswered.
 //! - [`seal`]: the registration proof (a MAC keyed by DH(peer static, hub static) over a
@@ -11,6 +12,7 @@
 pub mod client;
 pub mod frame;
 pub mod messages;
+pub mod relay;
 pub mod seal;
 pub mod transport;
 

@@ -173,6 +173,8 @@ proptest! {
         roundtrip(&Message::Hello { peer: k });
         roundtrip(&Message::Challenge { nonce: n });
         roundtrip(&Message::Lookup { peer: k });
+        roundtrip(&Message::RelayOpen { peer: k });
+        roundtrip(&Message::RelayReady { peer: k, channel: 0x0102_0304 });
         roundtrip(&Message::Register { peer: k, nonce: n, proof: p, candidates: c });
         roundtrip(&Message::Registered { observed: a, ttl_secs: ttl });
         let (observed, candidates) = if online { (Some(a), c) } else { (None, Candidates::default()) };

@@ -8,7 +8,7 @@
 //! | 0x01..=0x04 | 00 00 00          | any           | WireGuard (and its exact lengths) |
 //! | 0x00..=0x3F | type low, length  | 21 12 A4 42   | STUN (RFC 8489 header)            |
 //! | 0xF0        | `V` `P` `N`       | any           | path probe ([`PROBE_MAGIC`])       |
-//! | 0xF1        | `V` `R` `L`       | any           | relay frame, reserved (issue 11)  |
+//! | 0xF1        | `V` `R` `L`       | any           | relay frame ([`crate::hub::relay`])|
 //! | 0xF2        | `V` `H` `B`       | any           | hub message, reserved ([`HUB_MAGIC`]) |
 //!
 //! WireGuard is tested first and only by its own fixed rules, so a WireGuard message is never
@@ -23,7 +23,7 @@ use crate::noise::messages::{
 
 /// The first four bytes of every path probe.
 pub const PROBE_MAGIC: [u8; 4] = [0xF0, b'V', b'P', b'N'];
-/// Reserved for relay frames (issue 11): never classified as anything else.
+/// The first four bytes of every relay frame ([`crate::hub::relay`]).
 pub const RELAY_MAGIC: [u8; 4] = [0xF1, b'V', b'R', b'L'];
 /// Reserved for hub messages sent over the WireGuard socket.
 pub const HUB_MAGIC: [u8; 4] = crate::hub::messages::MAGIC;

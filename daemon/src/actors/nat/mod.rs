@@ -623,6 +623,16 @@ async fn step(st: &mut NatState, now: Instant) {
                     st.paths.hub_candidates(&peer, &all, now);
                 }
             }
+            HubEvent::RelayReady { peer, channel } => {
+                // vpnd does not send over relays yet (issue 11's daemon side): a channel a
+                // peer opened is noted and left unused; its frames are counted and dropped.
+                tracing::debug!(
+                    %hub,
+                    peer = %PublicKey(peer),
+                    channel,
+                    "relay channel offered (not used: vpnd has no relay path yet)"
+                );
+            }
             HubEvent::CallMeMaybe { peer, candidates } => {
                 st.paths.set_signaling(&peer, Signaling::PeerOnline);
                 st.paths.hub_candidates(&peer, &candidates, now);

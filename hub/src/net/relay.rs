@@ -1,0 +1,100 @@
+//! Forwarding relay frames (`protocol::hub::relay`): the data path. A frame is checked (relay
+//! header, a WireGuard message inside, a channel the sender is an end of, the sender's byte
+//! budget) and sent on, unchanged, to the other end's registered source. The hub never holds
+//! a key that opens it.
+//!
+//! No lock shared between clients is taken per frame: the routing snapshot is an `Arc`
+//! swapped only when channels change (cloned under a read lock held for a pointer copy), and a
+//! budget is per client. Counters are atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::hub::relay;
+
+use super::Shared;
+use crate::engine::relay::Routes;
+use crate::engine::{Origin, Transport};
+
+macro_rules! relay_counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// The data path's counters (shown with the hub's in the stats line and endpoint).
+        #[derive(Debug, Default)]
+        pub struct RelayCounters {
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+        }
+
+        impl RelayCounters {
+            /// `(name, value)` pairs in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*].into_iter()
+            }
+        }
+    };
+}
+
+relay_counters! {
+    /// Relay frames forwarded.
+    relay_frames,
+    /// Relay bytes forwarded (frames, headers included).
+    relay_bytes,
+    /// Dropped relay frames: not a relay header with a WireGuard message, or too long.
+    drop_relay_malformed,
+    /// Dropped relay frames: no such channel (closed, never opened, or the relay is off).
+    drop_relay_no_channel,
+    /// Dropped relay frames: the sender is not an end of the channel.
+    drop_relay_not_end,
+    /// Dropped relay frames: over the sender's byte budget (`relay.rate_mbit`).
+    drop_relay_rate,
+    /// Dropped relay frames: the receiving end is on TCP (the TCP relay is not served yet),
+    /// or the send failed.
+    drop_relay_send,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Shared {
+    /// Replaces the routing snapshot.
+    pub fn set_routes(&self, routes: Routes) {
+        *self.routes.write() = Arc::new(routes);
+    }
+
+    /// Forwards one relay frame that arrived from `from`.
+    pub async fn relay(&self, from: Origin, frame: &[u8]) {
+        let c = &self.relay_counters;
+        let Ok((channel, _)) = relay::parse(frame) else {
+            inc(&c.drop_relay_malformed);
+            return;
+        };
+        let routes = self.routes.read().clone();
+        let Some(route) = routes.get(&channel) else {
+            inc(&c.drop_relay_no_channel);
+            return;
+        };
+        let Some((to, budget)) = route.forward(&from) else {
+            inc(&c.drop_relay_not_end);
+            return;
+        };
+        if !budget.take(frame.len(), Instant::now()) {
+            inc(&c.drop_relay_rate);
+            return;
+        }
+        let sent = match to.transport {
+            Transport::Udp(i) => match self.udp.get(i) {
+                Some(sock) => sock.send_to(frame, to.addr).await.is_ok(),
+                None => false,
+            },
+            Transport::Tcp(_) => false,
+        };
+        if sent {
+            inc(&c.relay_frames);
+            c.relay_bytes
+                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        } else {
+            inc(&c.drop_relay_send);
+        }
+    }
+}
