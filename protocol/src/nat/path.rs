@@ -326,18 +326,40 @@ impl PathManager {
                 Ok(())
             }
             ProbeType::Pong => {
+                // The ping this answers, to whichever candidate it went.
+                let (to, slot) = self
+                    .candidates
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, c)| {
+                        let slot = c
+                            .pings
+                            .iter()
+                            .position(|p| p.is_some_and(|(t, _)| t == probe.txid))?;
+                        Some((i, slot))
+                    })
+                    .ok_or(PathError::UnmatchedPong)?;
+                let (_, sent) = self.candidates[to].pings[slot]
+                    .take()
+                    .expect("found a Some");
+                let rtt = now.saturating_duration_since(sent);
+                if self.candidates[to].addr != from {
+                    // Our ping reached the peer at one address but its pong comes from
+                    // another: its traffic no longer leaves the way ours reaches it (its
+                    // default route moved to another uplink and NAT, or it answers from
+                    // another of its addresses). That address carries nothing back, so it is
+                    // no longer trusted; the pong's source is, since the pong (sealed, with
+                    // our txid) came through both NATs from there.
+                    let c = &mut self.candidates[to];
+                    c.last_pong = None;
+                    c.rtt = None;
+                    self.add(from, Source::PeerReflexive);
+                }
                 let c = self
                     .candidates
                     .iter_mut()
                     .find(|c| c.addr == from)
                     .ok_or(PathError::UnmatchedPong)?;
-                let slot = c
-                    .pings
-                    .iter_mut()
-                    .find(|p| p.is_some_and(|(t, _)| t == probe.txid))
-                    .ok_or(PathError::UnmatchedPong)?;
-                let (_, sent) = slot.take().expect("found a Some");
-                let rtt = now.saturating_duration_since(sent);
                 c.rtt = Some(rtt);
                 c.last_pong = Some(now);
                 self.events.push_back(PathEvent::ObservedSelf {
@@ -378,14 +400,7 @@ impl PathManager {
                 }
             }
         }
-        // Heartbeat on the selected path while active.
-        if let (Some(sel), Some(hb)) = (self.selected, self.next_heartbeat) {
-            if now >= hb && active {
-                self.ping(sel, now);
-                self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
-            }
-        }
-        // Probe rounds.
+        // Probe rounds (before the heartbeat, for the order explained at `round`).
         if now >= self.next_round {
             self.round(now);
             let direct = self.selected.is_some();
@@ -398,6 +413,13 @@ impl PathManager {
                 (self.interval * 2).min(PROBE_INTERVAL_IDLE_MAX)
             };
             self.next_round = now + self.interval;
+        }
+        // Heartbeat on the selected path while active.
+        if let (Some(sel), Some(hb)) = (self.selected, self.next_heartbeat) {
+            if now >= hb && active {
+                self.ping(sel, now);
+                self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
+            }
         }
     }
 
@@ -539,9 +561,19 @@ impl PathManager {
         }
     }
 
+    /// Pings every candidate, the selected one last: a peer whose route moved answers our
+    /// ping to its old address from its new one, which an address-dependent filter of ours
+    /// drops unless we sent there first (see the pong case of [`Self::handle_probe`]).
     fn round(&mut self, now: Instant) {
+        let sel = self.selected;
+        // By index, not collected: heartbeats and rounds allocate nothing (no_alloc test).
         for i in 0..self.candidates.len() {
             let a = self.candidates[i].addr;
+            if Some(a) != sel {
+                self.ping(a, now);
+            }
+        }
+        if let Some(a) = sel {
             self.ping(a, now);
         }
     }

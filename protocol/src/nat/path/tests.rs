@@ -494,3 +494,86 @@ fn pings_get_pongs_and_triggered_pings_rate_limited_and_candidates_bounded() {
         Err(PathError::Probe(_))
     ));
 }
+
+#[test]
+fn a_pong_from_another_address_moves_the_path_there_at_once() {
+    // The peer's default route moved to another uplink: our ping still reaches it at PUB, but
+    // its pong comes from its new mapping PUB2.
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    run_p(
+        &mut m,
+        &mut peer,
+        t0,
+        t0 + Duration::from_secs(2),
+        &[PUB],
+        true,
+        true,
+    );
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    let _ = selected(&mut m);
+
+    let t1 = t0 + Duration::from_secs(2);
+    // The peer announces its new mapping (through the hub); that restarts probing.
+    m.set_candidates(Source::Stun, &[sa(PUB2)], t1);
+    m.note_activity(t1);
+    m.handle_timeout(t1);
+    let mut buf = [0u8; PROBE_LEN];
+    let mut pongs = Vec::new();
+    let mut order = Vec::new();
+    while let Some((dst, n)) = m.poll_transmit(&mut buf) {
+        let p = peer.key.open(&mut buf[..n]).unwrap();
+        assert_eq!(p.kind, ProbeType::Ping);
+        order.push(dst);
+        if dst != sa(PUB) {
+            // Not answered from there yet (only the pong below opens the way).
+            continue;
+        }
+        let pong = Probe {
+            kind: ProbeType::Pong,
+            txid: p.txid,
+            observed: sa("10.0.0.1:5000"),
+        };
+        let mut out = [0u8; PROBE_LEN];
+        peer.key.seal(&pong, &mut peer.rng, &mut out).unwrap();
+        pongs.push(out);
+    }
+    assert!(!pongs.is_empty(), "the selected path is pinged at once");
+    // The selected path is pinged after the others: our own address-dependent filter must
+    // have seen us send to the new address before the peer's answer from there comes back.
+    assert_eq!(order.first(), Some(&sa(PUB2)), "{order:?}");
+    let t2 = t1 + Duration::from_millis(20);
+    for mut out in pongs {
+        m.handle_probe(sa(PUB2), &mut out, t2).unwrap();
+    }
+    assert_eq!(
+        m.endpoint(),
+        Some(sa(PUB2)),
+        "moved without waiting for PATH_TRUST"
+    );
+    assert_eq!(selected(&mut m), Some(sa(PUB2)));
+    assert_eq!(m.kind(), PathKind::Punched);
+    // The old address answers nothing back any more and is not selected again.
+    m.handle_timeout(t2);
+    assert_eq!(m.endpoint(), Some(sa(PUB2)));
+}
+
+#[test]
+fn a_pong_for_no_ping_is_still_refused() {
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    let pong = Probe {
+        kind: ProbeType::Pong,
+        txid: [7; 12],
+        observed: sa("10.0.0.1:5000"),
+    };
+    let mut out = [0u8; PROBE_LEN];
+    peer.key.seal(&pong, &mut peer.rng, &mut out).unwrap();
+    assert_eq!(
+        m.handle_probe(sa(PUB2), &mut out, t0),
+        Err(PathError::UnmatchedPong)
+    );
+    assert_eq!(m.endpoint(), None);
+}
