@@ -11,6 +11,7 @@
 //! actor alone: WireGuard sessions and their endpoints are untouched.
 
 mod hub_tcp;
+mod link_watch;
 mod local;
 mod paths;
 
@@ -65,6 +66,8 @@ pub enum NatMsg {
         /// What happened.
         event: TcpEvent,
     },
+    /// A burst of link, address or route changes ([`link_watch`]).
+    LinkChanged,
 }
 
 /// What the NatActor starts with.
@@ -199,6 +202,10 @@ impl Actor for NatActor {
                 }
             })
         };
+        let watch = link_watch::spawn(
+            myself.clone(),
+            args.daemon.config.read().interface.name.clone(),
+        );
         let now = Instant::now();
         let mut st = NatState {
             daemon: args.daemon,
@@ -210,7 +217,7 @@ impl Actor for NatActor {
             next_sync: now,
             next_resolve: now,
             netchecks: Vec::new(),
-            tasks: vec![pump, ticker],
+            tasks: vec![pump, ticker, watch],
         };
         sync(&mut st, now);
         resolve(&mut st).await;
@@ -291,6 +298,10 @@ impl Actor for NatActor {
                 event,
             } => {
                 tcp_event(st, hub, generation, event, now);
+                step(st, now).await;
+            }
+            NatMsg::LinkChanged => {
+                link_watch::on_change(st, now);
                 step(st, now).await;
             }
         }

@@ -42,6 +42,9 @@ struct PeerNat {
     answered: Option<Instant>,
     /// An answer is queued for the next [`Paths::due_signals`].
     answer_due: bool,
+    /// Our addresses may have changed ([`Paths::restart_all`]): the peer gets our candidates
+    /// even while it has a path (see [`Paths::due_signals`]).
+    announce_due: bool,
 }
 
 /// Every peer's path state.
@@ -116,6 +119,7 @@ impl Paths {
                     published: None,
                     answered: None,
                     answer_due: false,
+                    announce_due: false,
                 },
             );
         }
@@ -183,23 +187,35 @@ impl Paths {
         }
     }
 
-    /// Our mapping changed or a link changed: every peer probes again.
+    /// Our mapping changed or a link changed: every peer probes again and is told our
+    /// candidates.
     pub fn restart_all(&mut self, now: Instant) {
         for entry in self.peers.values_mut() {
             entry.pm.mapping_changed(now);
+            entry.announce_due = true;
             entry.next_signal = now;
             entry.signal_wait = SIGNAL_FIRST;
         }
     }
 
-    /// Peers due a hub lookup and "call me maybe" (those without a path), with back-off.
+    /// Peers due a hub lookup and "call me maybe" (those without a path), with back-off; and,
+    /// once after each [`Self::restart_all`], those with a path: when our traffic leaves through
+    /// another NAT (the default route moved to another uplink), a peer behind an
+    /// address-dependent filter drops it until it sends to our new mapping, which it learns only
+    /// from this call. Without it both sides would wait for the path's trust to lapse.
     pub fn due_signals(&mut self, now: Instant) -> Vec<SignalRequest> {
         let mut out = Vec::new();
         for (key, entry) in &mut self.peers {
             if entry.pm.endpoint().is_some() {
                 entry.answer_due = false;
+                if std::mem::take(&mut entry.announce_due) {
+                    out.push(SignalRequest {
+                        peer: *key.as_bytes(),
+                    });
+                }
                 continue;
             }
+            entry.announce_due = false;
             if std::mem::take(&mut entry.answer_due) && now < entry.next_signal {
                 // An answer: out of band, the back-off is left as it is.
                 out.push(SignalRequest {
