@@ -678,6 +678,56 @@ impl<'g> NatLab<'g> {
     }
 }
 
+/// A host's second uplink (see [`NatLab::add_uplink`]).
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    /// The host's address on the second router's LAN.
+    pub ip: Ipv4Addr,
+    /// The second router's LAN address: the gateway to route by default through.
+    pub gateway: Ipv4Addr,
+    /// The address the world sees through this uplink.
+    pub public_ip: Ipv4Addr,
+}
+
+impl NatLab<'_> {
+    /// Gives `host` a second uplink on `router`'s LAN (an address there, no route beyond the
+    /// LAN): a laptop on Wi-Fi and a phone tether at once. Its default route stays where it
+    /// was until [`Host::route_default_via`] moves it.
+    ///
+    /// # Panics
+    /// If more than 200 hosts join `router`'s LAN, or a command fails.
+    pub fn add_uplink(&mut self, host: &Host, router: &Router) -> Uplink {
+        let count = self.lan_hosts.entry(router.index).or_insert(0);
+        *count = count
+            .checked_add(1)
+            .filter(|&c| c <= 200)
+            .expect("at most 200 hosts per LAN");
+        let [a, b, c, _] = router.lan_ip.octets();
+        let ip = Ipv4Addr::new(a, b, c, 9 + *count);
+        let link = VethPair::link(host.ns(), &router.ns, &[&format!("{ip}/24")], &[]);
+        router
+            .ns
+            .ip_ok(["link", "set", &link.if_b, "master", "lan0"]);
+        Uplink {
+            ip,
+            gateway: router.lan_ip,
+            public_ip: router.public_ip,
+        }
+    }
+}
+
+impl Host {
+    /// Moves the default route to `gateway` (`ip route replace default via`): routing only, no
+    /// address changes, as when a host's preferred uplink changes.
+    ///
+    /// # Panics
+    /// If `ip` fails.
+    pub fn route_default_via(&self, gateway: Ipv4Addr) {
+        self.ns
+            .ip_ok(["route", "replace", "default", "via", &gateway.to_string()]);
+    }
+}
+
 /// The nftables ruleset of a router of type `nat` with WAN interface `wan`; learnt cone
 /// mappings expire after `cone_timeout` seconds. See [`NatType`] for why each behaves as it
 /// does.
