@@ -78,7 +78,9 @@ use std::time::{Duration, Instant};
 
 pub use netns::{Netns, TestGuard, VethPair, NETNS_PREFIX};
 pub use process::Proc;
-pub use traffic::{ping, ping_until, tcp_transfer, tcp_transfer_paced, tcp_transfer_timeout};
+pub use traffic::{
+    ping, ping_until, tcp_transfer, tcp_transfer_paced, tcp_transfer_timeout, try_tcp_transfer,
+};
 pub use wg::{WgDump, WgKeys, WgPeerDump, WireguardGo};
 
 /// Default deadline for one short command run by the harness (`ip`, `wg`, ...).

@@ -20,10 +20,13 @@
 //!   `100.64.<r>.0/24` for a carrier-grade NAT); hosts and inner routers behind it get `.10`,
 //!   `.11`, ... and a default route via `.1`. Two hosts behind one router talk over the bridge
 //!   directly, as on a real LAN.
-//! * The servers (coturn, a hub) run in the inet namespace on the addresses [`SERVER_IPS`]. With
+//! * The servers (coturn, hubs) run in the inet namespace on the addresses [`SERVER_IPS`]. With
 //!   [`NatLab::start_coturn`] coturn answers STUN on [`STUN1`] and [`STUN2`] (port 3478) with RFC
 //!   5780 behaviour discovery (alternate port 3479), so `turnutils_natdiscovery` can classify each
-//!   NAT independently of vpnd ([`Host::natdiscovery`]).
+//!   NAT independently of vpnd ([`Host::natdiscovery`]). [`NatLab::start_hub`] runs one vpnhub;
+//!   [`NatLab::start_hub_with`] runs several, e.g. over one Redis ([`NatLab::start_redis`], on
+//!   the inet namespace's loopback), and [`NatLab::kill_hub`] / [`NatLab::restart_hub`] crash
+//!   and restart one as the same hub (key and configuration).
 //!
 //! Each router translates what leaves on its WAN side and drops whatever arrives there unasked
 //! (forwarded or addressed to the router itself), as real ones do. [`NatType`] documents the
@@ -79,6 +82,10 @@ pub const STUN_PORT: u16 = 3478;
 const COTURN_START: Duration = Duration::from_secs(10);
 /// How long vpnhub may take to listen.
 const HUB_START: Duration = Duration::from_secs(10);
+/// How long redis-server may take to listen.
+const REDIS_START: Duration = Duration::from_secs(10);
+/// redis-server's port, on the inet namespace's own loopback (only hubs use it).
+const REDIS_PORT: u16 = 6379;
 /// `turnutils_natdiscovery` needs about 3 s per unanswered test; four at most.
 const NATDISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -387,11 +394,34 @@ impl NatDiscovery {
     }
 }
 
+/// A vpnhub running in the lab (see [`NatLab::start_hub_with`]).
+#[derive(Debug, Clone)]
+pub struct LabHub {
+    /// `ip:port` it listens on, UDP and TCP (for vpnd's `hubs[].address`).
+    pub address: String,
+    /// Its public key (for vpnd's `hubs[].public_key`).
+    pub public_key: String,
+    /// Its index in [`NatLab`]'s hubs.
+    slot: usize,
+}
+
+/// What the lab keeps of a hub to stop and start it again as the same hub.
+#[derive(Debug)]
+struct HubProc {
+    name: String,
+    config: std::path::PathBuf,
+    address: String,
+    proc: Option<Proc>,
+    /// The logs of the processes that were killed, for failure messages.
+    earlier_logs: String,
+}
+
 /// The lab: an inet namespace and whatever routers and hosts were added.
 ///
 /// Fields drop in order: processes first, then the namespaces (which would stop them anyway).
 #[derive(Debug)]
 pub struct NatLab<'g> {
+    hubs: Vec<HubProc>,
     procs: Vec<Proc>,
     inet: Arc<Netns>,
     namespaces: Vec<Arc<Netns>>,
@@ -416,6 +446,7 @@ impl<'g> NatLab<'g> {
         }
         inet.sysctl("net.ipv4.ip_forward", "1");
         NatLab {
+            hubs: Vec::new(),
             procs: Vec::new(),
             inet: Arc::new(inet),
             namespaces: Vec::new(),
@@ -623,23 +654,36 @@ impl<'g> NatLab<'g> {
 
     /// Starts a vpnhub in the inet namespace on [`HUB_IP`]:[`STUN_PORT`] (`store: memory`,
     /// `admission: allow_any`) and waits until it listens; returns its address and public key
-    /// (for vpnd's `hubs`). It listens on that address rather than `0.0.0.0`: a wildcard
-    /// socket would answer from whichever of the [`SERVER_IPS`] the kernel picks, which NATs
-    /// drop as an unsolicited source.
+    /// (for vpnd's `hubs`). See [`NatLab::start_hub_with`].
+    ///
+    /// # Panics
+    /// As [`NatLab::start_hub_with`].
+    pub fn start_hub(&mut self) -> (String, String) {
+        let hub = self.start_hub_with(HUB_IP, "memory");
+        (hub.address, hub.public_key)
+    }
+
+    /// Starts a vpnhub in the inet namespace on `ip`:[`STUN_PORT`] with its own new key,
+    /// `admission: allow_any` and `store` (`memory`, or a URL such as
+    /// [`NatLab::start_redis`]'s), logging a `stats` line every second (read with
+    /// [`NatLab::hub_stats`]), and waits until it listens. It listens on that address rather
+    /// than `0.0.0.0`: a wildcard socket would answer from whichever of the [`SERVER_IPS`]
+    /// the kernel picks, which NATs drop as an unsolicited source.
     ///
     /// # Panics
     /// If the files cannot be written or vpnhub does not listen within 10 s.
-    pub fn start_hub(&mut self) -> (String, String) {
+    pub fn start_hub_with(&mut self, ip: Ipv4Addr, store: &str) -> LabHub {
         use std::os::unix::fs::PermissionsExt;
+        let slot = self.hubs.len();
         let keys = crate::WgKeys::generate();
-        let address = format!("{HUB_IP}:{STUN_PORT}");
-        let key_file = self.dir.path().join("hub.key");
-        let config = self.dir.path().join("hub.yaml");
+        let address = format!("{ip}:{STUN_PORT}");
+        let key_file = self.dir.path().join(format!("hub{slot}.key"));
+        let config = self.dir.path().join(format!("hub{slot}.yaml"));
         std::fs::write(&key_file, format!("{}\n", keys.private)).expect("hub key written");
         std::fs::write(
             &config,
             format!(
-                "private_key_file: \"{}\"\nlisten: [\"{address}\"]\nadmission:\n  allow_any: true\nstore: memory\n",
+                "private_key_file: \"{}\"\nlisten: [\"{address}\"]\nadmission:\n  allow_any: true\nstore: \"{store}\"\n",
                 key_file.display()
             ),
         )
@@ -648,22 +692,129 @@ impl<'g> NatLab<'g> {
             std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600))
                 .expect("hub files private");
         }
+        self.hubs.push(HubProc {
+            name: format!("{}-vpnhub{slot}", self.inet.name()),
+            config,
+            address: address.clone(),
+            proc: None,
+            earlier_logs: String::new(),
+        });
+        let hub = LabHub {
+            address,
+            public_key: keys.public,
+            slot,
+        };
+        self.restart_hub(&hub);
+        hub
+    }
+
+    /// Kills `hub` by its PID (SIGKILL, as a crash or a power cut: no goodbye to anyone) and
+    /// waits for it to exit. Its peers' presence records stay in Redis until they expire.
+    ///
+    /// # Panics
+    /// If it does not exit within a few seconds.
+    pub fn kill_hub(&mut self, hub: &LabHub) {
+        let h = &mut self.hubs[hub.slot];
+        if let Some(mut p) = h.proc.take() {
+            let _ = p.signal(libc::SIGKILL);
+            assert!(
+                p.wait_exit(Duration::from_secs(5)).is_some(),
+                "vpnhub {} survives SIGKILL",
+                h.address
+            );
+            h.earlier_logs.push_str(&p.logs());
+        }
+    }
+
+    /// (Re)starts `hub` with its key and configuration (a new process, so a new hub id and no
+    /// registrations), killing it first if it runs, and waits until it listens.
+    ///
+    /// # Panics
+    /// If vpnhub does not listen within 10 s.
+    pub fn restart_hub(&mut self, hub: &LabHub) {
+        self.kill_hub(hub);
+        let h = &mut self.hubs[hub.slot];
         let binary = crate::cargo_binary("vpnhub");
         let mut cmd = self
             .inet
             .command([binary.as_os_str(), std::ffi::OsStr::new("--config")]);
-        cmd.arg(&config).stdin(Stdio::null());
-        let hub = Proc::spawn(&format!("{}-vpnhub", self.inet.name()), cmd).expect("vpnhub starts");
-        self.procs.push(hub);
+        cmd.arg(&h.config)
+            .args(["--stats-interval", "1"])
+            .stdin(Stdio::null());
+        h.proc = Some(Proc::spawn(&h.name, cmd).expect("vpnhub starts"));
+        let address = h.address.clone();
         let deadline = Instant::now() + HUB_START;
         loop {
             let ss = self.inet.exec_ok(["ss", "-Hnul"]);
             if ss.contains(address.as_str()) {
-                return (address, keys.public);
+                return;
             }
             assert!(
                 Instant::now() < deadline,
-                "vpnhub does not listen on {address} within {HUB_START:?}: {ss}"
+                "vpnhub does not listen on {address} within {HUB_START:?}: {ss}\n{}",
+                self.hub_logs(hub)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `hub`'s counters from its last `stats` line (one a second; docs/hub.md "Counters"),
+    /// e.g. `registered`, `lookups_remote`, `signals_to_remote`; empty before the first line
+    /// or while it is killed.
+    pub fn hub_stats(&self, hub: &LabHub) -> BTreeMap<String, u64> {
+        let Some(p) = &self.hubs[hub.slot].proc else {
+            return BTreeMap::new();
+        };
+        let logs = p.stderr();
+        let Some(line) = logs.lines().rev().find_map(|l| l.split_once(" stats ")) else {
+            return BTreeMap::new();
+        };
+        line.1
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            .collect()
+    }
+
+    /// `hub`'s logs, of the processes killed before too, for failure messages.
+    pub fn hub_logs(&self, hub: &LabHub) -> String {
+        let h = &self.hubs[hub.slot];
+        let now = h.proc.as_ref().map(Proc::logs).unwrap_or_default();
+        format!("{}{now}", h.earlier_logs)
+    }
+
+    /// Starts redis-server in the inet namespace on its loopback (no persistence) and waits
+    /// until it listens; returns the URL for [`NatLab::start_hub_with`]'s `store`.
+    ///
+    /// # Panics
+    /// If redis-server cannot start or does not listen within 10 s.
+    pub fn start_redis(&mut self) -> String {
+        let port = REDIS_PORT.to_string();
+        let mut cmd = self.inet.command([
+            "redis-server",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ]);
+        cmd.arg("--dir").arg(self.dir.path()).stdin(Stdio::null());
+        let redis =
+            Proc::spawn(&format!("{}-redis", self.inet.name()), cmd).expect("redis-server starts");
+        self.procs.push(redis);
+        let wanted = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + REDIS_START;
+        loop {
+            let ss = self.inet.exec_ok(["ss", "-Hntl"]);
+            if ss.contains(wanted.as_str()) {
+                return format!("redis://{wanted}/0");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server does not listen on {wanted} within {REDIS_START:?}: {ss}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

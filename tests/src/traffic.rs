@@ -85,11 +85,28 @@ pub fn tcp_transfer_paced(
     rate: Option<u64>,
     timeout: Duration,
 ) -> (String, String) {
+    try_tcp_transfer(from, to, dst_addr, bytes, rate, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`tcp_transfer_paced`] returning what went wrong instead of panicking, for tests that run
+/// many transfers in parallel and report every failure together.
+///
+/// # Errors
+/// If `dst_addr` is not an IP address, or either side fails or misses the deadline; the
+/// message holds both sides' output.
+pub fn try_tcp_transfer(
+    from: &Netns,
+    to: &Netns,
+    dst_addr: &str,
+    bytes: u64,
+    rate: Option<u64>,
+    timeout: Duration,
+) -> Result<(String, String), String> {
     let ip: IpAddr = dst_addr
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse()
-        .unwrap_or_else(|_| panic!("tcp_transfer: {dst_addr:?} is not an IP address"));
+        .map_err(|_| format!("tcp_transfer: {dst_addr:?} is not an IP address"))?;
     let helper = cargo_binary("e2e-tcp");
     let deadline = Instant::now() + timeout;
     let secs = format!("{:.3}", timeout.as_secs_f64());
@@ -113,10 +130,10 @@ pub fn tcp_transfer_paced(
         port.is_some() || !receiver.is_running()
     });
     let Some(port) = port else {
-        panic!(
+        return Err(format!(
             "tcp_transfer: receiver did not start listening\n{}",
             receiver.logs()
-        );
+        ));
     };
 
     let seed = SEED.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id()) << 32;
@@ -149,13 +166,13 @@ pub fn tcp_transfer_paced(
                 |s| describe_status(&s),
             )
         };
-        panic!(
+        return Err(format!(
             "tcp_transfer of {bytes} bytes to {dst_addr} failed: sender {}, receiver {}\n{}\n{}",
             show(sent),
             show(received),
             sender.logs(),
             receiver.logs()
-        );
+        ));
     }
     let digest = |out: &str, prefix: &str| {
         out.lines()
@@ -167,11 +184,11 @@ pub fn tcp_transfer_paced(
         digest(&sender.stdout(), "sent "),
         digest(&receiver.stdout(), "received "),
     ) {
-        (Some(s), Some(r)) => (s, r),
-        _ => panic!(
+        (Some(s), Some(r)) => Ok((s, r)),
+        _ => Err(format!(
             "tcp_transfer: no digest in output\n{}\n{}",
             sender.logs(),
             receiver.logs()
-        ),
+        )),
     }
 }

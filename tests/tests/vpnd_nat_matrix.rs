@@ -9,9 +9,10 @@
 //!
 //! * The 10 unordered pairs of {EIM+EIF, EIM+ADF, EIM+APDF, symmetric}, in parallel on one lab
 //!   (distinct routers and addresses, one hub): the 8 that theory allows end `punched` on both
-//!   sides and pass pings both ways; EIM+APDF ↔ symmetric and symmetric ↔ symmetric end `none`
-//!   with `why_not_direct` = `probes_unanswered` (a relay's job, issue 11). A table pair → path
-//!   and time to `punched` (from both peers registered, `hubs[0].state` = `connected`) is
+//!   sides, pass pings both ways and carry a 512 KiB TCP stream intact (all pairs' streams at
+//!   once); EIM+APDF ↔ symmetric and symmetric ↔ symmetric end `none` with `why_not_direct` =
+//!   `probes_unanswered` (a relay's job, issue 11). A table pair → path, time to `punched`
+//!   (from both peers registered, `hubs[0].state` = `connected`) and the stream's time is
 //!   printed.
 //! * Two peers behind one NAT connect over the LAN (`direct`, a LAN `path_endpoint`).
 //! * A public host and a NATed one connect `direct` or `punched`.
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{Host, NatLab, NatType, RouterSpec};
 use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
-use e2e::{ping_until, require_root_with, tcp_transfer_paced, TestGuard, WgKeys};
+use e2e::{ping_until, require_root_with, tcp_transfer_paced, try_tcp_transfer, TestGuard, WgKeys};
 use serde_json::Value;
 
 /// The WireGuard port of every peer (each in its own namespace).
@@ -38,6 +39,12 @@ const PING_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 /// The issue's bound for re-punching after the NAT forgot its mappings.
 const REPUNCH: Duration = Duration::from_secs(10);
+/// The TCP stream through each punched pair's tunnel: many TCP windows' worth, small enough
+/// that 8 at once on a loaded CI machine take a second or two (measured here: 0.05–0.1 s
+/// each, debug build; the matrix's time is set by the unpunchable pairs' 6 s anyway).
+const STREAM_BYTES: u64 = 512 * 1024;
+/// Bound on one pair's stream (a stalled path shows as a timeout, not a hang).
+const STREAM_WAIT: Duration = Duration::from_secs(15);
 
 /// One peer's view of the other: the `peers[]` entry and whether its hub is connected.
 struct View {
@@ -165,6 +172,8 @@ struct Row {
     y: NatType,
     path: String,
     time: Option<Duration>,
+    /// How long the TCP stream took, for pairs that punched.
+    stream: Option<Duration>,
     failure: Option<String>,
 }
 
@@ -222,9 +231,31 @@ fn nat_type_matrix() {
                             (path, None, failure)
                         }
                     };
-                    if outcome.is_ok() && !pair.pings_both_ways(a, b) {
-                        let msg = "punched, but pings do not pass both ways";
-                        failure = Some(failure.map_or(msg.to_owned(), |f| format!("{f}; {msg}")));
+                    let mut add = |msg: String| {
+                        failure = Some(failure.take().map_or(msg.clone(), |f| format!("{f}; {msg}")));
+                    };
+                    let mut stream = None;
+                    if outcome.is_ok() {
+                        if !pair.pings_both_ways(a, b) {
+                            add("punched, but pings do not pass both ways".to_owned());
+                        }
+                        let t = Instant::now();
+                        match try_tcp_transfer(
+                            a.ns(),
+                            b.ns(),
+                            &pair.tunnel_b,
+                            STREAM_BYTES,
+                            None,
+                            STREAM_WAIT,
+                        ) {
+                            Ok((sent, received)) if sent == received => {
+                                stream = Some(t.elapsed());
+                            }
+                            Ok((sent, received)) => add(format!(
+                                "the TCP stream arrived corrupted: sent sha256 {sent}, received {received}"
+                            )),
+                            Err(e) => add(format!("the TCP stream failed: {e}")),
+                        }
                     }
                     let failure = failure.map(|f| format!("{f}\n{}", pair.diagnostics()));
                     Row {
@@ -232,6 +263,7 @@ fn nat_type_matrix() {
                         y: *y,
                         path,
                         time,
+                        stream,
                         failure,
                     }
                 })
@@ -243,11 +275,11 @@ fn nat_type_matrix() {
             .collect()
     });
     eprintln!(
-        "\nNAT pair                 expected   measured                 time to punched (from both registered)"
+        "\nNAT pair                 expected   measured                 to punched  512 KiB TCP"
     );
     for r in &rows {
         eprintln!(
-            "{:<24} {:<10} {:<24} {}",
+            "{:<24} {:<10} {:<24} {:<11} {}",
             format!("{} <-> {}", r.x, r.y),
             if punchable(r.x, r.y) {
                 "punched"
@@ -256,9 +288,12 @@ fn nat_type_matrix() {
             },
             r.path,
             r.time
+                .map_or("-".to_owned(), |t| format!("{:.2} s", t.as_secs_f64())),
+            r.stream
                 .map_or("-".to_owned(), |t| format!("{:.2} s", t.as_secs_f64()))
         );
     }
+    eprintln!("(to punched: from both peers registered)");
     eprintln!("whole matrix: {:.1} s\n", started.elapsed().as_secs_f64());
     let failures: Vec<String> = rows
         .iter()

@@ -37,9 +37,16 @@ pub const HUB_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Unanswered attempts before the hub counts as `failed` (1 + 2 + 4 s: a hub that has not
 /// answered in 7 s is unreachable for a user looking at `vpnctl show`).
 pub const HUB_FAIL_AFTER: u32 = 3;
-/// Renew when this fraction of the registration's lifetime has passed (1/2: one lost renewal
-/// and its retries still fit before it expires).
-pub const RENEW_DIVISOR: u32 = 2;
+/// Renew when this fraction of the registration's lifetime has passed (1/3: every 30 s with
+/// vpnhub's 90 s TTL, so two lost renewals and their retries still fit before it expires, the
+/// NAT's ~30 s mapping to the hub stays alive, and a hub that restarted and lost its table
+/// knows us again within 30 s).
+pub const RENEW_DIVISOR: u32 = 3;
+/// A lookup the hub leaves unanswered this long, while we think we are registered, means the
+/// hub does not know us (it restarted, or our registration moved away): register again at once
+/// instead of waiting up to [`RENEW_DIVISOR`] of the TTL. Lookups are answered in one round
+/// trip; 3 s is far above any RTT and a lost datagram's retry.
+pub const LOOKUP_ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// Never renew more often than this, whatever TTL a hub announces (a hostile or buggy hub
 /// saying `ttl 0` must not make us spin).
 pub const MIN_RENEW: Duration = Duration::from_secs(5);
@@ -125,6 +132,8 @@ pub struct HubClient {
     attempt: Option<Instant>,
     unanswered: u32,
     rtt: Option<Duration>,
+    /// The oldest lookup not answered yet.
+    lookup_pending: Option<Instant>,
     rng: ChaCha20Rng,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<HubEvent>,
@@ -161,6 +170,7 @@ impl HubClient {
             attempt: None,
             unanswered: 0,
             rtt: None,
+            lookup_pending: None,
             rng: ChaCha20Rng::from_seed(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -204,9 +214,13 @@ impl HubClient {
         self.rtt
     }
 
-    /// Asks where `peer` is; the answer comes as [`HubEvent::Presence`].
-    pub fn lookup(&mut self, peer: &[u8; KEY_LEN]) {
+    /// Asks where `peer` is; the answer comes as [`HubEvent::Presence`]. An answer that does
+    /// not come within [`LOOKUP_ANSWER_WAIT`] makes us register again.
+    pub fn lookup(&mut self, peer: &[u8; KEY_LEN], now: Instant) {
         self.send(&Message::Lookup { peer: *peer });
+        if self.state == HubState::Connected && self.lookup_pending.is_none() {
+            self.lookup_pending = Some(now);
+        }
     }
 
     /// Asks the hub to relay between us and `peer`; the answer comes as
@@ -314,6 +328,7 @@ impl HubClient {
                 observed,
                 candidates,
             } => {
+                self.lookup_pending = None;
                 self.events.push_back(HubEvent::Presence {
                     peer,
                     observed,
@@ -354,6 +369,17 @@ impl HubClient {
 
     /// Drives hellos, retries and renewals.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .lookup_pending
+            .is_some_and(|t| now >= t + LOOKUP_ANSWER_WAIT)
+        {
+            // The hub ignores us: it has no registration for our source.
+            self.lookup_pending = None;
+            if self.state == HubState::Connected && self.attempt.is_none() {
+                self.hello_now(now);
+                return;
+            }
+        }
         if let Some(until) = self.registered_until {
             if now >= until {
                 self.registered_until = None;
@@ -384,10 +410,14 @@ impl HubClient {
 
     /// When to call [`HubClient::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.next_hello, self.registered_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.next_hello,
+            self.registered_until,
+            self.lookup_pending.map(|t| t + LOOKUP_ANSWER_WAIT),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next datagram to send to the hub.

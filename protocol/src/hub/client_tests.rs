@@ -138,8 +138,8 @@ fn registers_with_proof_once_it_knows_its_observed_address() {
     assert_eq!(hub.registered.len(), 1);
     assert_eq!(hub.registered[0].2, vec![sa("192.168.1.5:51820")]);
     assert!(c.rtt().is_some());
-    // Renewal at half the TTL, and nothing before.
-    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    // Renewal at a third of the TTL, and nothing before.
+    assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(20)));
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn call_me_maybe_reaches_the_peer_sealed() {
     let b_key = crypto::public_key(&secret(2));
     let a_key = crypto::public_key(&secret(1));
 
-    a.lookup(&b_key);
+    a.lookup(&b_key, t0);
     a.call_me_maybe(&b_key, &[a_at, sa("192.168.1.5:51820")]);
     pump(&mut hub, &mut [(&mut a, a_at), (&mut b, b_at)], t0);
     assert_eq!(
@@ -302,4 +302,35 @@ fn a_zero_ttl_does_not_make_the_client_spin() {
     assert!(c.poll_timeout().unwrap() >= t0 + MIN_RENEW.min(Duration::ZERO));
     let next_hello = c.next_hello.unwrap();
     assert_eq!(next_hello, t0 + MIN_RENEW);
+}
+
+#[test]
+fn a_hub_that_forgot_us_is_registered_with_again_when_a_lookup_goes_unanswered() {
+    let t0 = Instant::now();
+    let mut hub = FakeHub::new();
+    let me = sa("203.0.113.5:40000");
+    let mut c = HubClient::new(hub.key(), secret(1), [1; 32], t0);
+    c.set_observed(me, t0);
+    pump(&mut hub, &mut [(&mut c, me)], t0);
+    events(&mut c);
+    assert_eq!(c.state(), HubState::Connected);
+    // An answered lookup changes nothing.
+    c.lookup(&[7; 32], t0);
+    pump(&mut hub, &mut [(&mut c, me)], t0);
+    c.handle_timeout(t0 + LOOKUP_ANSWER_WAIT);
+    assert!(c.poll_transmit().is_none(), "no re-registration after an answer");
+    // The hub restarts and forgets us: it drops our lookup silently.
+    hub = FakeHub::new();
+    hub.registered.clear();
+    let t1 = t0 + Duration::from_secs(5);
+    c.lookup(&[7; 32], t1);
+    while c.poll_transmit().is_some() {}
+    assert_eq!(c.poll_timeout(), Some(t1 + LOOKUP_ANSWER_WAIT));
+    let t2 = t1 + LOOKUP_ANSWER_WAIT;
+    c.handle_timeout(t2);
+    let hello = c.poll_transmit().expect("a hello at once");
+    assert!(matches!(Message::parse(&hello), Ok(Message::Hello { .. })));
+    c.transmits.push_front(hello);
+    pump(&mut hub, &mut [(&mut c, me)], t2);
+    assert_eq!(hub.registered.len(), 1, "registered with the new hub");
 }

@@ -574,7 +574,7 @@ fn signal(st: &mut NatState, now: Instant) {
         .as_mut()
         .expect("connected hub has a client");
     for d in due {
-        client.lookup(&d.peer);
+        client.lookup(&d.peer, now);
         client.call_me_maybe(&d.peer, &ours);
     }
 }
