@@ -318,7 +318,10 @@ fn a_hub_that_forgot_us_is_registered_with_again_when_a_lookup_goes_unanswered()
     c.lookup(&[7; 32], t0);
     pump(&mut hub, &mut [(&mut c, me)], t0);
     c.handle_timeout(t0 + LOOKUP_ANSWER_WAIT);
-    assert!(c.poll_transmit().is_none(), "no re-registration after an answer");
+    assert!(
+        c.poll_transmit().is_none(),
+        "no re-registration after an answer"
+    );
     // The hub restarts and forgets us: it drops our lookup silently.
     hub = FakeHub::new();
     hub.registered.clear();
