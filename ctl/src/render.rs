@@ -516,6 +516,9 @@ mod tests {
             path: "none".into(),
             path_endpoint: None,
             why_not_direct: Some("no_candidates".into()),
+            relay: None,
+            relay_transport: None,
+            why_relayed: None,
         }
     }
 

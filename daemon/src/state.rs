@@ -1,5 +1,6 @@
 //! The daemon's shared state as the control plane sees it: [`Daemon`]'s views for `show`.
 
+use crate::dataplane::relay;
 use crate::vocab::Daemon;
 use protocol::noise::peer::PeerState;
 use protocol::rpc::{InterfaceInfo, PeerInfo, ShowResult};
@@ -32,6 +33,9 @@ impl Daemon {
             path: "none".into(),
             path_endpoint: None,
             why_not_direct: None,
+            relay: None,
+            relay_transport: None,
+            why_relayed: None,
         };
         if self.failed.read().contains(&pc.public_key) {
             info.state = "failed".into();
@@ -45,7 +49,11 @@ impl Daemon {
             let (state, reason) = state_name(p.state());
             info.state = state.into();
             info.state_reason = reason;
-            info.endpoint = p.endpoint().map(|e| e.to_string());
+            // A relay stand-in is shown as the hub it goes through.
+            info.endpoint = p.endpoint().map(|e| match relay::parse_stand_in(&e) {
+                Some((hub, _)) => self.dp.udp().relay.addr(hub).unwrap_or(e).to_string(),
+                None => e.to_string(),
+            });
             if h.unresolved.load(std::sync::atomic::Ordering::Relaxed) {
                 info.endpoint_unresolved = pc.endpoint.as_ref().map(|e| e.to_string());
             }
@@ -64,6 +72,11 @@ impl Daemon {
             info.path = p.kind.into();
             info.path_endpoint = p.endpoint.map(|e| e.to_string());
             info.why_not_direct = p.why_not_direct.map(str::to_string);
+            if p.kind == "relay" {
+                info.relay = info.path_endpoint.clone();
+                info.relay_transport = Some("udp".into());
+                info.why_relayed = info.why_not_direct.clone();
+            }
             return;
         }
         match &info.endpoint {

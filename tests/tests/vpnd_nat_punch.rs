@@ -18,7 +18,8 @@
 //!   once, and end `punched` with the other router's public address; pings cross the tunnel.
 //!   The time from start to `punched` is printed.
 //! * `masquerade random` on both (endpoint-dependent mapping, "symmetric"): no path can be
-//!   punched; both end `none` with `why_not_direct` = `probes_unanswered`.
+//!   punched; both end on the hub's relay (`path` = `relay`, `why_relayed` =
+//!   `probes_unanswered`) and pings cross the tunnel through it.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -235,22 +236,29 @@ fn two_peers_behind_masquerading_nats_punch_through() {
 }
 
 #[test]
-fn symmetric_nats_on_both_sides_cannot_punch() {
-    if !require_root_with(&["nft", "ss"]) {
+fn symmetric_nats_on_both_sides_cannot_punch_and_relay() {
+    if !require_root_with(&["nft", "ss", "ping"]) {
         return;
     }
     let guard = TestGuard::new("symmetric_nats_on_both_sides_cannot_punch");
     let lab = Lab::new(&guard, "masquerade random");
     let (a, b, ka, kb) = start_pair(&lab);
-    // Registration and a few probe rounds, then the verdict.
+    // Registration and a few probe rounds, then the verdict: relayed through the hub, and why.
     let deadline = Instant::now() + WAIT;
     loop {
         let (pa, pb) = (peer_json(&a, &kb.public), peer_json(&b, &ka.public));
         assert_ne!(pa["path"], "punched", "{pa:#}");
         if pa["why_not_direct"] == "probes_unanswered"
             && pb["why_not_direct"] == "probes_unanswered"
+            && pa["path"] == "relay"
+            && pb["path"] == "relay"
         {
-            assert_eq!(pa["path"], "none");
+            for p in [&pa, &pb] {
+                assert_eq!(p["path_endpoint"], HUB, "{p:#}");
+                assert_eq!(p["relay"], HUB, "{p:#}");
+                assert_eq!(p["relay_transport"], "udp", "{p:#}");
+                assert_eq!(p["why_relayed"], "probes_unanswered", "{p:#}");
+            }
             break;
         }
         assert!(
@@ -259,4 +267,22 @@ fn symmetric_nats_on_both_sides_cannot_punch() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The tunnel works through the relay, both ways.
+    assert!(
+        ping_until(&lab.a.host, "10.80.0.2", Duration::from_secs(10)),
+        "A to B through the relay:\n{}\n{}",
+        a.proc().logs(),
+        b.proc().logs()
+    );
+    assert!(ping_until(
+        &lab.b.host,
+        "10.80.0.1",
+        Duration::from_secs(10)
+    ));
+    let human = a.vpnctl(["show"]).output().unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains(&format!("relay via {HUB}")),
+        "human show names the relay:\n{human}"
+    );
 }

@@ -70,6 +70,7 @@ drop_reasons! {
     NatOff = "nat_off", "A STUN, hub or probe datagram while no hubs or STUN servers are configured.";
     NatQueueFull = "nat_queue_full", "A STUN, hub or probe datagram while the NAT actor's queue was full.";
     NatUnexpected = "nat_unexpected", "A STUN, hub or probe datagram the NAT actor could not use (unsolicited, malformed, unauthenticated).";
+    RelayUnexpected = "relay_unexpected", "A relay frame not from one of our hubs, or without a WireGuard message in it.";
 }
 
 impl From<&DropReason> for Reason {

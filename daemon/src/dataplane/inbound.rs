@@ -18,7 +18,7 @@ use crate::dataplane::region::Region;
 use crate::dataplane::router::ip_addresses;
 use crate::dataplane::udp::normalize;
 use crate::dataplane::{BatchContext, DataPlane};
-use protocol::nat::demux::{self, Kind};
+use protocol::nat::demux::{self, Kind, RELAY_MAGIC};
 use protocol::noise::device::DropReason;
 use protocol::noise::keypair::{inner_packet_len, Keypair};
 use protocol::noise::messages::{Message, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
@@ -291,6 +291,18 @@ pub async fn handle_batch<T: TunWrite>(
         }
         let buf = &mut region[k * RECV_BUF..k * RECV_BUF + m.len];
         for datagram in buf.chunks_mut(m.segment) {
+            // A relay frame from one of our hubs: the WireGuard message inside, from the
+            // channel's stand-in address (super::relay).
+            let (datagram, src) = match datagram.first() {
+                Some(&b) if b == RELAY_MAGIC[0] => match udp.relay.unwrap(datagram, &src) {
+                    Some((from, at)) => (&mut datagram[at..], from),
+                    None => {
+                        dp.drops.inc(Reason::RelayUnexpected);
+                        continue;
+                    }
+                },
+                _ => (datagram, src),
+            };
             if is_transport(datagram) {
                 if tun.is_full() {
                     tun.flush(dp).await;
@@ -425,7 +437,12 @@ pub async fn handle_datagram<T: TunWrite>(
     now: Instant,
 ) {
     // STUN, hub and probe datagrams share the socket; the NAT actor takes them.
-    if let Kind::Stun | Kind::Hub | Kind::Probe = demux::classify(buf) {
+    let kind = demux::classify(buf);
+    if kind == Kind::Relay {
+        // Unwrapped by the receive loop; one here is not from a hub or is nested.
+        return dp.drops.inc(Reason::RelayUnexpected);
+    }
+    if let Kind::Stun | Kind::Hub | Kind::Probe = kind {
         if let Err(e) = dp.nat.deliver(buf, src) {
             dp.drops.inc(match e {
                 NotQueued::Off => Reason::NatOff,

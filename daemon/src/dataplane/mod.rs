@@ -39,6 +39,7 @@ pub mod nat_inbox;
 pub mod outbound;
 pub mod peer_handle;
 pub mod region;
+pub mod relay;
 pub mod router;
 pub mod tasks;
 pub mod udp;

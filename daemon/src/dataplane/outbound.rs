@@ -7,6 +7,7 @@
 //! GSO. Per batch, each peer's lock is taken twice (keypair before, bookkeeping after), never
 //! across I/O; nothing is allocated.
 
+use super::relay;
 use crate::dataplane::batch_udp::Outgoing;
 use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
@@ -206,9 +207,10 @@ impl Outgoing for Family<'_> {
         self.batch.count
     }
     fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        self.batch
-            .sealed(i)
-            .filter(|(_, dst)| dst.is_ipv4() == self.v4)
+        // Relay stand-ins (IPv6 by form) are sent apart, through their hub.
+        self.batch.sealed(i).filter(|(_, dst)| {
+            dst.is_ipv4() == self.v4 && (self.v4 || relay::parse_stand_in(dst).is_none())
+        })
     }
 }
 
@@ -460,6 +462,18 @@ pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
             continue;
         };
         send_family(dp, sock, offloads, &out).await;
+    }
+    // Peers on a hub's relay: one datagram each, with the relay header (no GSO: every
+    // segment would need its own header).
+    for i in 0..batch.count {
+        if let Some((bytes, dst)) = batch.sealed(i) {
+            if dst.is_ipv6()
+                && relay::parse_stand_in(&dst).is_some()
+                && udp.send(bytes, dst).await.is_err()
+            {
+                dp.drops.inc(Reason::SendFailed);
+            }
+        }
     }
 }
 

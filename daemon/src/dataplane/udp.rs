@@ -1,5 +1,6 @@
 //! The outer UDP sockets: IPv4 and IPv6 on the same port.
 
+use protocol::hub::relay::MAX_RELAY_FRAME;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::io;
@@ -54,6 +55,10 @@ pub struct UdpSockets {
     pub v4_offloads: Offloads,
     /// Offloads of the IPv6 socket.
     pub v6_offloads: Offloads,
+    /// The hubs whose relay channels peers may be reached through: a datagram to a relay
+    /// stand-in address goes to its hub with the relay header ([`super::relay`]). Shared by
+    /// the sockets that replace these on a port change.
+    pub relay: std::sync::Arc<super::relay::RelayHubs>,
     port: u16,
 }
 
@@ -216,6 +221,7 @@ impl UdpSockets {
                 v6_offloads,
                 v4: Some(tokio(v4, Family::V4)?),
                 v6: v6.map(|s| tokio(s, Family::V6)).transpose()?,
+                relay: Default::default(),
                 port: actual,
             });
         }
@@ -236,6 +242,7 @@ impl UdpSockets {
             v6: None,
             v4_offloads: Offloads::default(),
             v6_offloads: Offloads::default(),
+            relay: Default::default(),
             port: 0,
         }
     }
@@ -265,20 +272,42 @@ impl UdpSockets {
 
     /// Sends without waiting; returns false if the datagram was not sent.
     pub fn send_best_effort(&self, buf: &[u8], dst: SocketAddr) -> bool {
-        let dst = normalize(dst);
+        let mut frame = [0u8; MAX_RELAY_FRAME];
+        let (buf, dst) = match self.relay.frame(&dst, buf, &mut frame) {
+            None => (buf, normalize(dst)),
+            Some(Some(relayed)) => relayed,
+            Some(None) => return false,
+        };
         match self.socket_for(&dst) {
             Some(s) => s.try_send_to(buf, dst).is_ok(),
             None => false,
         }
     }
 
-    /// Sends, waiting for socket buffer space.
+    /// Sends, waiting for socket buffer space. A datagram to a relay stand-in goes to its
+    /// hub with the relay header.
     pub async fn send(&self, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
-        let dst = normalize(dst);
+        let mut frame = [0u8; MAX_RELAY_FRAME];
+        let (buf, dst) = match self.relay.frame(&dst, buf, &mut frame) {
+            None => (buf, normalize(dst)),
+            Some(Some(relayed)) => relayed,
+            Some(None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "relay channel unavailable",
+                ))
+            }
+        };
         let s = self
             .socket_for(&dst)
             .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no socket for family"))?;
         s.send_to(buf, dst).await.map(|_| ())
+    }
+
+    /// Shares `relay` with these sockets (the ones they replace had it).
+    pub fn with_relay(mut self, relay: std::sync::Arc<super::relay::RelayHubs>) -> Self {
+        self.relay = relay;
+        self
     }
 }
 

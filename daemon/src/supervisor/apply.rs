@@ -110,7 +110,8 @@ pub(super) async fn apply(
         Some(Some(port)) if port == dp.udp().port() => None,
         Some(port) => Some(Arc::new(
             UdpSockets::bind_with(port.unwrap_or(0), dp.options.offload)
-                .map_err(|e| vec![e.to_string()])?,
+                .map_err(|e| vec![e.to_string()])?
+                .with_relay(dp.udp().relay.clone()),
         )),
         None => None,
     };

@@ -87,6 +87,8 @@ counters! {
     relay_to_offline,
     /// Dropped: a RelayOpen while the relay is switched off (`relay.enabled: false`).
     drop_relay_off,
+    /// Dropped: a RelayOpen where an end is registered over TCP (the relay is UDP only).
+    drop_relay_tcp,
     /// Relay channels open now (a gauge, not a count).
     relay_channels,
 }

@@ -543,13 +543,23 @@ impl Hub {
             .map(|r| r.origin)
         else {
             // Relays never forward to each other: a peer homed on another hub is reached by
-            // opening a channel there (docs/hub-protocol.md).
+            // opening a channel there (docs/hub-protocol.md). With a shared store the peer
+            // may well be online elsewhere, so no "offline" answer then.
             self.counters.relay_to_offline += 1;
-            push(out, from, &offline(peer));
+            if self.shared.is_none() {
+                push(out, from, &offline(peer));
+            }
             return;
         };
         if sender == peer {
             self.counters.drop_malformed += 1;
+            return;
+        }
+        // Frames are relayed over UDP only: an end registered over TCP could neither send
+        // nor receive them.
+        if matches!(from.transport, Transport::Tcp(_)) || matches!(to.transport, Transport::Tcp(_))
+        {
+            self.counters.drop_relay_tcp += 1;
             return;
         }
         let Some(channel) = self.channels.as_mut().and_then(|c| c.open(sender, peer)) else {

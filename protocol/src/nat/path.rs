@@ -44,6 +44,10 @@ pub enum Source {
     Stun,
     /// The source of a probe that opened (ICE's peer-reflexive candidate).
     PeerReflexive,
+    /// A relay channel through a hub ([`PathManager::set_relay`]): the daemon's stand-in
+    /// address for it. Never probed (the relay carries only WireGuard), taken only while no
+    /// UDP path is trusted, and judged by WireGuard progress alone.
+    Relay,
 }
 
 /// The path classes, best first. Issue 11 adds relay paths as a lower tier: selection compares
@@ -52,6 +56,8 @@ pub enum Source {
 pub enum Tier {
     /// Peer-to-peer UDP.
     Udp,
+    /// Through a hub's relay.
+    Relay,
 }
 
 /// What `vpnctl show` reports as the peer's path.
@@ -152,13 +158,22 @@ struct Candidate {
 
 impl Candidate {
     fn is_lan(&self) -> bool {
-        self.source == Source::Lan || is_private(self.addr.ip())
+        self.source == Source::Lan || (self.source != Source::Relay && is_private(self.addr.ip()))
+    }
+
+    fn tier(&self) -> Tier {
+        if self.source == Source::Relay {
+            Tier::Relay
+        } else {
+            Tier::Udp
+        }
     }
 
     fn kind(&self) -> PathKind {
         match self.source {
             Source::Configured | Source::Lan => PathKind::Direct,
             Source::Stun | Source::PeerReflexive => PathKind::Punched,
+            Source::Relay => PathKind::Relay,
         }
     }
 }
@@ -236,6 +251,42 @@ impl PathManager {
         }
     }
 
+    /// The relay channel to this peer (`Some`: the daemon's stand-in address for it), or none.
+    /// It is used while no UDP path is trusted: at once when there is none, and again when
+    /// the UDP path stops answering; a UDP path that answers replaces it.
+    pub fn set_relay(&mut self, relay: Option<SocketAddr>, now: Instant) {
+        let current = self
+            .candidates
+            .iter()
+            .find(|c| c.source == Source::Relay)
+            .map(|c| c.addr);
+        if current == relay {
+            return;
+        }
+        self.candidates
+            .retain(|c| c.source != Source::Relay || Some(c.addr) == relay);
+        if let Some(a) = relay {
+            self.add(a, Source::Relay);
+        }
+        if self.selected.is_some_and(|s| self.find(s).is_none()) {
+            // The relay in use went away.
+            self.selected = None;
+            self.selected_since = None;
+            self.next_heartbeat = None;
+            if let Some(old) = current {
+                self.events.push_back(PathEvent::Lost { endpoint: old });
+            }
+        }
+        self.reselect(now);
+    }
+
+    /// Whether the selected path is peer-to-peer UDP (not a relay, not none).
+    pub fn udp_selected(&self) -> bool {
+        self.selected
+            .and_then(|s| self.find(s))
+            .is_some_and(|c| c.tier() == Tier::Udp)
+    }
+
     /// The local link or addresses changed: every path may be gone; probe again at once.
     pub fn link_changed(&mut self, now: Instant) {
         self.restart(now);
@@ -251,7 +302,7 @@ impl PathManager {
     /// way (an address-dependent filter or a symmetric mapping drops them); ours, sent now,
     /// open our side, and its next probes get in.
     pub fn peer_called(&mut self, now: Instant) {
-        if self.selected.is_none() {
+        if !self.udp_selected() {
             self.restart(now);
         }
     }
@@ -395,7 +446,7 @@ impl PathManager {
             }
             if lapsed || silent {
                 self.reselect(now);
-                if self.selected.is_none() {
+                if !self.udp_selected() {
                     self.restart(now);
                 }
             }
@@ -403,7 +454,9 @@ impl PathManager {
         // Probe rounds (before the heartbeat, for the order explained at `round`).
         if now >= self.next_round {
             self.round(now);
-            let direct = self.selected.is_some();
+            // While relayed, direct is retried like with no path at all (issue 11: never
+            // stuck on the relay).
+            let direct = self.udp_selected();
             self.interval = if direct {
                 // Looking for a better path only: once a minute.
                 PROBE_INTERVAL_IDLE_MAX
@@ -413,6 +466,11 @@ impl PathManager {
                 (self.interval * 2).min(PROBE_INTERVAL_IDLE_MAX)
             };
             self.next_round = now + self.interval;
+        }
+        // A grace period that ran out is over (a relay, never lapsing, would otherwise keep
+        // its end as the next timeout).
+        if self.grace_until.is_some_and(|g| now >= g) {
+            self.grace_until = None;
         }
         // Heartbeat on the selected path while active.
         if let (Some(sel), Some(hb)) = (self.selected, self.next_heartbeat) {
@@ -483,20 +541,21 @@ impl PathManager {
             .map_or(PathKind::None, Candidate::kind)
     }
 
-    /// Why the peer has no path, or `None` when it has one.
+    /// Why the peer has no peer-to-peer UDP path (it has none, or is relayed), or `None` when
+    /// it has one.
     pub fn why_not_direct(&self) -> Option<WhyNotDirect> {
-        if self.selected.is_some() {
+        if self.udp_selected() {
             return None;
         }
-        if self.candidates.is_empty() {
+        if self.candidates.iter().any(|c| c.suspect) {
+            return Some(WhyNotDirect::NoWireguardProgress);
+        }
+        if self.candidates.iter().all(|c| c.source == Source::Relay) {
             return Some(match self.signaling {
                 Signaling::HubUnreachable => WhyNotDirect::HubUnreachable,
                 Signaling::PeerOffline => WhyNotDirect::PeerOffline,
                 _ => WhyNotDirect::NoCandidates,
             });
-        }
-        if self.candidates.iter().any(|c| c.suspect) {
-            return Some(WhyNotDirect::NoWireguardProgress);
         }
         Some(WhyNotDirect::ProbesUnanswered)
     }
@@ -581,7 +640,11 @@ impl PathManager {
     fn ping(&mut self, to: SocketAddr, now: Instant) {
         let mut txid = [0u8; 12];
         self.rng.fill_bytes(&mut txid);
-        let Some(c) = self.candidates.iter_mut().find(|c| c.addr == to) else {
+        let Some(c) = self
+            .candidates
+            .iter_mut()
+            .find(|c| c.addr == to && c.source != Source::Relay)
+        else {
             return;
         };
         // Reuse a free slot or the oldest one.
@@ -615,9 +678,11 @@ impl PathManager {
         let in_grace = self.grace_until.is_some_and(|g| now < g);
         let cur = self.selected;
         let eligible = |c: &&Candidate| {
-            !c.suspect && c.rtt.is_some() && (trusted(c, now) || (in_grace && Some(c.addr) == cur))
+            !c.suspect
+                && (c.source == Source::Relay
+                    || c.rtt.is_some() && (trusted(c, now) || (in_grace && Some(c.addr) == cur)))
         };
-        let rank = |c: &Candidate| (Tier::Udp, !c.is_lan(), c.rtt.unwrap_or(Duration::MAX));
+        let rank = |c: &Candidate| (c.tier(), !c.is_lan(), c.rtt.unwrap_or(Duration::MAX));
         let best = self
             .candidates
             .iter()
@@ -667,9 +732,12 @@ impl PathManager {
     }
 }
 
+/// Whether a candidate counts as answering: a pong within [`PATH_TRUST`]; a relay always
+/// (it is not probed; WireGuard progress judges it).
 fn trusted(c: &Candidate, now: Instant) -> bool {
-    c.last_pong
-        .is_some_and(|p| now.saturating_duration_since(p) < PATH_TRUST)
+    c.source == Source::Relay
+        || c.last_pong
+            .is_some_and(|p| now.saturating_duration_since(p) < PATH_TRUST)
 }
 
 #[cfg(test)]

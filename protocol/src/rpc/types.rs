@@ -249,6 +249,15 @@ pub struct PeerInfo {
     /// `hub_unreachable`, `peer_offline`, `no_wireguard_progress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why_not_direct: Option<String>,
+    /// With `path` = `relay`: the hub relaying (its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
+    /// With `path` = `relay`: how we reach the relay (`udp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_transport: Option<String>,
+    /// With `path` = `relay`: why not direct (a `why_not_direct` code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_relayed: Option<String>,
 }
 
 fn path_none() -> String {

@@ -234,6 +234,7 @@ impl Actor for NatActor {
             t.abort();
         }
         st.paths.clear(&st.daemon);
+        st.daemon.dp.udp().relay.set(Vec::new());
         // Only if no newer NAT actor has opened its own queue meanwhile would closing matter;
         // the root closes the inbox itself when NAT traversal is switched off.
         Ok(())
@@ -352,6 +353,12 @@ async fn resolve(st: &mut NatState) {
     let now = Instant::now();
     st.next_resolve = now + RESOLVE_RETRY;
     if changed {
+        // The data plane sends to relay stand-ins through these (index = server index).
+        st.daemon
+            .dp
+            .udp()
+            .relay
+            .set(st.servers.iter().map(|s| s.hub_key.and(s.addr)).collect());
         let addrs: Vec<SocketAddr> = st.servers.iter().filter_map(|s| s.addr).collect();
         st.stun = StunClient::new(&addrs, crate::supervisor::random_seed(), now);
         make_clients(st, now);
@@ -406,7 +413,7 @@ fn announced(transport: Transport, public: &[SocketAddr], local: &[SocketAddr]) 
 /// connections that are due.
 fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
     let fwmark = st.daemon.config.read().interface.fwmark;
-    let mut replaced = false;
+    let mut replaced = Vec::new();
     for (i, s) in st.servers.iter_mut().enumerate() {
         let (Some(_), Some(addr)) = (s.hub_key, s.addr) else {
             continue;
@@ -423,7 +430,7 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             s.close_tcp();
             s.client = None;
             s.transport.tcp_failed(now);
-            replaced = true;
+            replaced.push(i);
         }
         if let Some(t) = s.transport.poll(now) {
             match t {
@@ -439,7 +446,7 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             s.tcp_error = None;
             // The hub binds a registration to its source: register afresh over the new one.
             s.client = None;
-            replaced = true;
+            replaced.push(i);
         }
         if s.transport.should_connect(now) {
             s.tcp_generation += 1;
@@ -447,7 +454,11 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             s.tcp = Some(TcpLink::open(addr, i, s.tcp_generation, fwmark, me.clone()));
         }
     }
-    if replaced {
+    if !replaced.is_empty() {
+        // Relay channels belonged to the old registration.
+        for i in replaced {
+            st.paths.clear_relays(i as u16, now);
+        }
         make_clients(st, now);
     }
 }
@@ -569,6 +580,8 @@ fn signal(st: &mut NatState, now: Instant) {
     let mut ours = st.stun.public_endpoints(now);
     ours.extend(st.local.iter().copied());
     ours.truncate(protocol::hub::messages::MAX_CANDIDATES);
+    // The relay is over UDP only (vpnhub does not relay to or from TCP yet).
+    let relay_ok = st.servers[i].transport.current() == Transport::Udp;
     let client = st.servers[i]
         .client
         .as_mut()
@@ -576,6 +589,9 @@ fn signal(st: &mut NatState, now: Instant) {
     for d in due {
         client.lookup(&d.peer, now);
         client.call_me_maybe(&d.peer, &ours);
+        if relay_ok && st.paths.needs_relay(&d.peer) {
+            client.relay_open(&d.peer);
+        }
     }
 }
 
@@ -585,7 +601,7 @@ async fn step(st: &mut NatState, now: Instant) {
     let mut hub_events = Vec::new();
     let udp = st.daemon.dp.udp().clone();
     let public = st.stun.public_endpoints(now);
-    for s in &mut st.servers {
+    for (index, s) in st.servers.iter_mut().enumerate() {
         let Some(addr) = s.addr else { continue };
         tcp_stun(s, &st.daemon, now);
         let Some(c) = s.client.as_mut() else { continue };
@@ -605,15 +621,18 @@ async fn step(st: &mut NatState, now: Instant) {
             }
         }
         while let Some(ev) = c.poll_event() {
-            hub_events.push((s.label.clone(), ev));
+            hub_events.push((index as u16, s.label.clone(), ev));
         }
     }
-    for (hub, ev) in hub_events {
+    for (index, hub, ev) in hub_events {
         match ev {
             HubEvent::Registered { observed } => {
                 tracing::info!(%hub, %observed, "registered with the hub");
             }
-            HubEvent::Lost => tracing::warn!(%hub, "hub registration lapsed; registering again"),
+            HubEvent::Lost => {
+                tracing::warn!(%hub, "hub registration lapsed; registering again");
+                st.paths.clear_relays(index, now);
+            }
             HubEvent::Presence {
                 peer,
                 observed,
@@ -635,13 +654,11 @@ async fn step(st: &mut NatState, now: Instant) {
                 }
             }
             HubEvent::RelayReady { peer, channel } => {
-                // vpnd does not send over relays yet (issue 11's daemon side): a channel a
-                // peer opened is noted and left unused; its frames are counted and dropped.
-                tracing::debug!(
-                    %hub,
-                    peer = %PublicKey(peer),
-                    channel,
-                    "relay channel offered (not used: vpnd has no relay path yet)"
+                tracing::info!(%hub, peer = %PublicKey(peer), channel, "relay channel ready");
+                st.paths.set_relay(
+                    &peer,
+                    crate::dataplane::relay::stand_in(index, channel),
+                    now,
                 );
             }
             HubEvent::CallMeMaybe { peer, candidates } => {

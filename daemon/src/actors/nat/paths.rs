@@ -4,6 +4,7 @@
 
 use crate::config::{Endpoint, PeerConfig};
 use crate::dataplane::counters::Reason;
+use crate::dataplane::relay;
 use crate::vocab::{Daemon, PeerPath};
 use protocol::keys::PublicKey;
 use protocol::nat::path::{
@@ -45,6 +46,9 @@ struct PeerNat {
     /// Our addresses may have changed ([`Paths::restart_all`]): the peer gets our candidates
     /// even while it has a path (see [`Paths::due_signals`]).
     announce_due: bool,
+    /// The relay channel's stand-in address ([`crate::dataplane::relay`]), once a hub
+    /// offered one.
+    relay: Option<SocketAddr>,
 }
 
 /// Every peer's path state.
@@ -119,6 +123,7 @@ impl Paths {
                     published: None,
                     answered: None,
                     answer_due: false,
+                    relay: None,
                     announce_due: false,
                 },
             );
@@ -165,7 +170,7 @@ impl Paths {
             return;
         };
         entry.pm.peer_called(now);
-        if entry.pm.endpoint().is_none() && entry.answered.is_none_or(|t| now >= t + SIGNAL_FIRST) {
+        if !entry.pm.udp_selected() && entry.answered.is_none_or(|t| now >= t + SIGNAL_FIRST) {
             entry.answered = Some(now);
             entry.answer_due = true;
         }
@@ -206,7 +211,8 @@ impl Paths {
     pub fn due_signals(&mut self, now: Instant) -> Vec<SignalRequest> {
         let mut out = Vec::new();
         for (key, entry) in &mut self.peers {
-            if entry.pm.endpoint().is_some() {
+            // A relayed peer is signaled like one without a path: direct is still the goal.
+            if entry.pm.udp_selected() {
                 entry.answer_due = false;
                 if std::mem::take(&mut entry.announce_due) {
                     out.push(SignalRequest {
@@ -304,13 +310,51 @@ impl Paths {
                     PathEvent::ObservedSelf { .. } => {}
                 }
             }
-            let path = describe(entry, handle.as_deref());
+            let mut path = describe(entry, handle.as_deref());
+            // `show` names the hub a relayed peer goes through, not the stand-in.
+            if let Some((hub, _)) = path.endpoint.as_ref().and_then(relay::parse_stand_in) {
+                path.kind = "relay";
+                path.endpoint = udp.relay.addr(hub);
+                if path.why_not_direct.is_none() {
+                    path.why_not_direct = entry.pm.why_not_direct().map(why_name);
+                }
+            }
             if entry.published.as_ref() != Some(&path) {
                 daemon.paths.write().insert(*key, path.clone());
                 entry.published = Some(path);
             }
         }
         lost
+    }
+
+    /// Whether `peer` has neither a UDP path nor a relay channel (so one is worth opening).
+    pub fn needs_relay(&self, peer: &[u8; 32]) -> bool {
+        self.peers
+            .get(&PublicKey(*peer))
+            .is_some_and(|e| e.relay.is_none() && !e.pm.udp_selected())
+    }
+
+    /// A hub offered the relay channel `relay` (a stand-in address) to `peer`.
+    pub fn set_relay(&mut self, peer: &[u8; 32], relay: SocketAddr, now: Instant) {
+        if let Some(e) = self.peers.get_mut(&PublicKey(*peer)) {
+            e.relay = Some(relay);
+            e.pm.set_relay(Some(relay), now);
+        }
+    }
+
+    /// The hub with index `hub` lost our registration (or we moved to another transport):
+    /// its channels are gone.
+    pub fn clear_relays(&mut self, hub: u16, now: Instant) {
+        for e in self.peers.values_mut() {
+            if e.relay
+                .as_ref()
+                .and_then(relay::parse_stand_in)
+                .is_some_and(|(h, _)| h == hub)
+            {
+                e.relay = None;
+                e.pm.set_relay(None, now);
+            }
+        }
     }
 
     /// Removes every published path (NAT traversal switched off).

@@ -577,3 +577,94 @@ fn a_pong_for_no_ping_is_still_refused() {
     );
     assert_eq!(m.endpoint(), None);
 }
+
+const RELAY: &str = "[fd7f:7672:6c79:1::7]:9";
+
+#[test]
+fn relay_is_taken_at_once_without_udp_and_never_probed() {
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    m.set_relay(Some(sa(RELAY)), t0);
+    assert_eq!(
+        m.endpoint(),
+        Some(sa(RELAY)),
+        "the first packets go out through the relay"
+    );
+    assert_eq!(m.kind(), PathKind::Relay);
+    assert_eq!(selected(&mut m), Some(sa(RELAY)));
+    // Direct is retried every 5 s while active; the relay is never pinged.
+    let log = run_p(
+        &mut m,
+        &mut peer,
+        t0,
+        t0 + Duration::from_secs(21),
+        &[],
+        true,
+        true,
+    );
+    assert!(log.iter().all(|(_, p)| !p.contains(&sa(RELAY))), "{log:?}");
+    assert!(log.len() >= 4, "rounds every 5 s while relayed: {log:?}");
+    assert_eq!(m.probe_interval(), PROBE_INTERVAL_ACTIVE);
+    assert_eq!(m.endpoint(), Some(sa(RELAY)));
+    assert_eq!(m.why_not_direct(), Some(WhyNotDirect::ProbesUnanswered));
+}
+
+#[test]
+fn a_direct_path_that_answers_replaces_the_relay_and_the_relay_catches_its_loss() {
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_relay(Some(sa(RELAY)), t0);
+    selected(&mut m);
+    // The peer's public address appears and answers: upgrade.
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    run_p(
+        &mut m,
+        &mut peer,
+        t0,
+        t0 + Duration::from_secs(1),
+        &[PUB],
+        true,
+        true,
+    );
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    assert_eq!(m.kind(), PathKind::Punched);
+    assert_eq!(m.why_not_direct(), None);
+    assert_eq!(selected(&mut m), Some(sa(PUB)));
+    // It stops answering: back on the relay once its trust lapses, not to none.
+    let t1 = t0 + Duration::from_secs(1);
+    run_p(
+        &mut m,
+        &mut peer,
+        t1,
+        t1 + PATH_TRUST + Duration::from_secs(1),
+        &[],
+        true,
+        true,
+    );
+    assert_eq!(m.endpoint(), Some(sa(RELAY)));
+    assert_eq!(m.kind(), PathKind::Relay);
+    // The relay goes (hub lost): nothing left.
+    let t2 = t1 + Duration::from_secs(10);
+    m.set_relay(None, t2);
+    assert_eq!(m.endpoint(), None);
+    assert!(std::iter::from_fn(|| m.poll_event()).any(|e| matches!(e, PathEvent::Lost { .. })));
+}
+
+#[test]
+fn a_relay_that_carries_no_wireguard_is_dropped() {
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_relay(Some(sa(RELAY)), t0);
+    // WireGuard sends and nothing comes back for 15 s.
+    run(
+        &mut m,
+        &mut peer,
+        t0,
+        t0 + WIREGUARD_PROGRESS_TIMEOUT + Duration::from_secs(1),
+        &[],
+        true,
+    );
+    assert_eq!(m.endpoint(), None);
+    assert_eq!(m.why_not_direct(), Some(WhyNotDirect::NoWireguardProgress));
+}
