@@ -503,3 +503,100 @@ fn two_homes_behind_one_cgnat_without_hairpinning_are_relayed() {
         pair.diagnostics()
     );
 }
+
+/// Drops UDP between `router` and `peer_ip` both ways (the hub stays reachable), in a table of
+/// its own so [`unblock`] lifts it.
+fn block_udp_between(router: &e2e::nat_lab::Router, peer_ip: &str) {
+    let ns = router.ns();
+    ns.exec_ok(["nft", "add", "table", "ip", "pathblock"]);
+    ns.exec_ok([
+        "nft",
+        "add",
+        "chain",
+        "ip",
+        "pathblock",
+        "forward",
+        "{ type filter hook forward priority filter - 10; policy accept; }",
+    ]);
+    for dir in ["daddr", "saddr"] {
+        ns.exec_ok([
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "pathblock",
+            "forward",
+            "ip",
+            dir,
+            peer_ip,
+            "meta",
+            "l4proto",
+            "udp",
+            "drop",
+        ]);
+    }
+}
+
+fn unblock(router: &e2e::nat_lab::Router) {
+    router
+        .ns()
+        .exec_ok(["nft", "delete", "table", "ip", "pathblock"]);
+}
+
+/// The issue 11 ladder on a pair that could punch: UDP between the two NATs blocked from the
+/// start (relay), lifted (upgrade to punched, make-before-break), blocked again (back on the
+/// relay), all under one TCP stream that must arrive intact.
+#[test]
+fn relay_first_then_punched_then_relay_again_under_one_stream() {
+    if !require_root_with(&["nft", "conntrack", "ss", "ping"]) {
+        return;
+    }
+    let guard = TestGuard::new("relay_first_then_punched_then_relay_again_under_one_stream");
+    let mut lab = NatLab::new(&guard);
+    let hub = lab.start_hub();
+    let (ra, rb) = (lab.router(NatType::EimApdf), lab.router(NatType::EimApdf));
+    block_udp_between(&ra, &rb.public_ip.to_string());
+    let (a, b) = (lab.host(&ra), lab.host(&rb));
+    let pair = Pair::start(0, &a, &b, &hub);
+    let started = Instant::now();
+    let (pa, _) = wait_path(&pair, &["relay"], VERDICT);
+    eprintln!(
+        "relayed {:.2} s after start ({})",
+        started.elapsed().as_secs_f64(),
+        pa["path_endpoint"]
+    );
+    assert!(pair.pings_both_ways(&a, &b), "{}", pair.diagnostics());
+    std::thread::scope(|s| {
+        // 2 MB at 100 kB/s: about 20 s, across both switches.
+        let stream = s.spawn(|| {
+            tcp_transfer_paced(
+                a.ns(),
+                b.ns(),
+                &pair.tunnel_b,
+                2_000_000,
+                Some(100_000),
+                Duration::from_secs(60),
+            )
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        unblock(&ra);
+        let lifted = Instant::now();
+        // Probing retries direct every 5 s while relayed and active.
+        wait_path(&pair, &["punched"], Duration::from_secs(10));
+        eprintln!(
+            "upgraded to punched {:.2} s after UDP between the NATs opened",
+            lifted.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        block_udp_between(&ra, &rb.public_ip.to_string());
+        let blocked = Instant::now();
+        wait_path(&pair, &["relay"], Duration::from_secs(10));
+        eprintln!(
+            "back on the relay {:.2} s after UDP between the NATs was blocked",
+            blocked.elapsed().as_secs_f64()
+        );
+        let (sent, received) = stream.join().expect("the TCP stream's thread");
+        assert_eq!(sent, received, "the TCP stream's bytes arrive intact");
+    });
+    assert!(pair.pings_both_ways(&a, &b), "{}", pair.diagnostics());
+}
