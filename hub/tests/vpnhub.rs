@@ -392,8 +392,13 @@ fn stun_register_forward_and_hostile_input() {
     });
     x.expect_silence();
     assert_eq!(hub.counter("drop_stale_nonce"), 1);
-    // Lookups and signals from an unregistered source, and a signal claiming another sender.
+    // Lookups and signals from an unregistered source (told `Unregistered` and nothing
+    // else), and a signal claiming another sender (silence).
     x.send_msg(&Message::Lookup { peer: public(1) });
+    assert_eq!(
+        Message::parse(&x.recv(ANSWER).expect("Unregistered")).unwrap(),
+        Message::Unregistered
+    );
     x.expect_silence();
     assert_eq!(hub.counter("drop_unregistered"), 1);
     a.send_msg(&Message::Signal {

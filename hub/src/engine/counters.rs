@@ -81,6 +81,9 @@ counters! {
     tcp_closed_bad,
     /// Replies or forwards dropped because a TCP peer's send queue was full.
     tcp_queue_full,
+    /// `Unregistered` answers to a Lookup, Signal, RelayOpen or relay frame from a source
+    /// without a registration (the peer registers again).
+    unregistered_sent,
     /// Relay channels opened (RelayOpen answered with RelayReady to both ends).
     relay_opened,
     /// RelayOpen for a peer not registered on this hub, answered with an offline presence.

@@ -357,7 +357,8 @@ impl Hub {
             Message::Challenge { .. }
             | Message::Registered { .. }
             | Message::Presence { .. }
-            | Message::RelayReady { .. } => self.counters.drop_wrong_direction += 1,
+            | Message::RelayReady { .. }
+            | Message::Unregistered => self.counters.drop_wrong_direction += 1,
         }
     }
 
@@ -478,10 +479,13 @@ impl Hub {
         );
     }
 
-    /// The live registration of the key at `from`, after its per-peer rate limit.
-    fn sender(&mut self, from: Origin, now: Instant) -> Option<Key> {
+    /// The live registration of the key at `from`, after its per-peer rate limit. A source
+    /// with none is told so (`Unregistered`, within the per-source rate), so a peer whose
+    /// registration this hub lost (a restart) registers again at once.
+    fn sender(&mut self, from: Origin, now: Instant, out: &mut Vec<Reply>) -> Option<Key> {
         let Some(&key) = self.by_origin.get(&from) else {
             self.counters.drop_unregistered += 1;
+            self.nudge(from, now, out);
             return None;
         };
         let limits = self.limits;
@@ -495,6 +499,23 @@ impl Hub {
             return None;
         }
         Some(key)
+    }
+
+    fn nudge(&mut self, from: Origin, now: Instant, out: &mut Vec<Reply>) {
+        // The answer is no bigger than what prompted it, and rate-limited per source IP like
+        // STUN: no amplification, no reflection beyond the limiter.
+        if self.sources.allow(from.addr.ip(), now) {
+            self.counters.unregistered_sent += 1;
+            push(out, from, &Message::Unregistered);
+        }
+    }
+
+    /// A relay frame from `from` found no channel it is an end of: if `from` has no
+    /// registration (this hub restarted), tell it so it registers and opens its channel again.
+    pub fn relay_miss(&mut self, from: Origin, now: Instant, out: &mut Vec<Reply>) {
+        if !self.by_origin.contains_key(&from) {
+            self.nudge(from, now, out);
+        }
     }
 
     fn presence(&self, peer: Key, now: Instant) -> Message<'static> {
@@ -513,7 +534,7 @@ impl Hub {
     }
 
     fn on_lookup(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
-        if self.sender(from, now).is_none() {
+        if self.sender(from, now, out).is_none() {
             return;
         }
         if self.shared.is_some() && !self.is_local(&peer, now) {
@@ -529,7 +550,7 @@ impl Hub {
     }
 
     fn on_relay_open(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
-        let Some(sender) = self.sender(from, now) else {
+        let Some(sender) = self.sender(from, now, out) else {
             return;
         };
         if self.channels.is_none() {
@@ -669,7 +690,7 @@ impl Hub {
         now: Instant,
         out: &mut Vec<Reply>,
     ) {
-        let Some(sender) = self.sender(from, now) else {
+        let Some(sender) = self.sender(from, now, out) else {
             return;
         };
         if sender != key {

@@ -28,6 +28,11 @@ fn udp(addr: &str) -> Origin {
     }
 }
 
+/// The only answer is `Unregistered` (a source without a registration).
+fn told_unregistered(out: &[Reply]) -> bool {
+    out.len() == 1 && Message::parse(&out[0].payload) == Ok(Message::Unregistered)
+}
+
 fn hub(admission: Admission, limits: Limits, t0: Instant) -> Hub {
     Hub::new(secret(HUB_KEY), [3; 32], admission, limits, t0)
 }
@@ -155,8 +160,9 @@ fn signal_must_come_from_where_its_sender_is_registered() {
         from,
         envelope: &[0; 40],
     };
-    // From an unregistered source, and from c claiming to be a: silence.
-    assert!(send(&mut h, c, &sig(key(1)), t0).is_empty());
+    // From an unregistered source: told so (nothing forwarded); from c claiming to be a:
+    // silence.
+    assert!(told_unregistered(&send(&mut h, c, &sig(key(1)), t0)));
     assert_eq!(h.counters().drop_unregistered, 1);
     register(&mut h, 3, c, &[], t0);
     assert!(send(&mut h, c, &sig(key(1)), t0).is_empty());
@@ -265,7 +271,12 @@ fn registrations_expire_unless_renewed_and_renewal_can_move() {
     assert_eq!(h.registered(), 1);
     assert_eq!(h.counters().expired, 1);
     // The old mapping no longer speaks for peer 1; the new one does.
-    assert!(send(&mut h, a, &Message::Lookup { peer: key(1) }, t2).is_empty());
+    assert!(told_unregistered(&send(
+        &mut h,
+        a,
+        &Message::Lookup { peer: key(1) },
+        t2
+    )));
     let out = send(&mut h, a2, &Message::Lookup { peer: key(2) }, t2);
     assert!(matches!(
         Message::parse(&out[0].payload).unwrap(),
@@ -340,7 +351,8 @@ fn registration_flood_keeps_tables_bounded() {
 
 proptest::proptest! {
     /// Any bytes from any source, hub-shaped or not: no panic, no reply to a source that never
-    /// registered except STUN answers and challenges, and tables within their caps.
+    /// registered except STUN answers, challenges and `Unregistered` (each no bigger than
+    /// its request and within the per-source rate), and tables within their caps.
     #[test]
     fn prop_hostile_bytes_never_panic(
         msgs in proptest::collection::vec(
@@ -365,8 +377,10 @@ proptest::proptest! {
         proptest::prop_assert!(h.registered() <= 4);
         proptest::prop_assert!(h.tracked_sources() <= 8);
         for r in &out {
-            let ok = matches!(Message::parse(&r.payload), Ok(Message::Challenge { .. }))
-                || protocol::nat::demux::classify(&r.payload) == protocol::nat::demux::Kind::Stun;
+            let ok = matches!(
+                Message::parse(&r.payload),
+                Ok(Message::Challenge { .. } | Message::Unregistered)
+            ) || protocol::nat::demux::classify(&r.payload) == protocol::nat::demux::Kind::Stun;
             proptest::prop_assert!(ok, "unexpected reply {:?}", r);
         }
     }
@@ -513,7 +527,12 @@ fn relay_open_tells_both_ends_and_routes_follow_registrations() {
 
     // From an unregistered source: silence.
     let stranger = udp("203.0.113.9:9");
-    assert!(send(&mut h, stranger, &Message::RelayOpen { peer: key(2) }, t0).is_empty());
+    assert!(told_unregistered(&send(
+        &mut h,
+        stranger,
+        &Message::RelayOpen { peer: key(2) },
+        t0
+    )));
     assert_eq!(h.counters().drop_unregistered, 1);
     // To a peer not registered: an offline presence.
     let out = send(&mut h, a, &Message::RelayOpen { peer: key(3) }, t0);
@@ -553,4 +572,35 @@ fn relay_open_tells_both_ends_and_routes_follow_registrations() {
     h.handle_timeout(later);
     assert!(h.relay_routes(later).unwrap().is_empty());
     assert_eq!(h.counters().relay_channels, 0);
+}
+
+#[test]
+fn a_source_without_registration_is_told_so_within_the_source_rate() {
+    let t0 = Instant::now();
+    let limits = Limits {
+        source_burst: 3,
+        ..Limits::default()
+    };
+    let mut h = hub(Admission::Any, limits, t0);
+    h.enable_relay();
+    let stranger = udp("203.0.113.9:9");
+    for m in [
+        Message::Lookup { peer: key(2) },
+        Message::RelayOpen { peer: key(2) },
+        Message::Lookup { peer: key(2) },
+    ] {
+        let out = send(&mut h, stranger, &m, t0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(Message::parse(&out[0].payload), Ok(Message::Unregistered));
+        assert_eq!(out[0].to, stranger);
+    }
+    // Over the per-source rate: silence.
+    assert!(send(&mut h, stranger, &Message::Lookup { peer: key(2) }, t0).is_empty());
+    assert_eq!(h.counters().unregistered_sent, 3);
+    // A relay frame that no channel takes, from a registered source: no answer.
+    let a = udp("198.51.100.1:1000");
+    register(&mut h, 1, a, &[], t0 + Duration::from_secs(10));
+    let mut out = Vec::new();
+    h.relay_miss(a, t0 + Duration::from_secs(10), &mut out);
+    assert!(out.is_empty());
 }

@@ -62,6 +62,14 @@ impl Shared {
         *self.routes.write() = Arc::new(routes);
     }
 
+    /// A well-formed frame from `from` that no channel takes: a peer this hub forgot (it
+    /// restarted) is told, within the per-source rate. Only this miss path takes the hub's lock.
+    async fn relay_miss(&self, from: Origin) {
+        let mut out = Vec::new();
+        self.with_hub(|h| h.relay_miss(from, Instant::now(), &mut out));
+        self.dispatch(out).await;
+    }
+
     /// Forwards one relay frame that arrived from `from`.
     pub async fn relay(&self, from: Origin, frame: &[u8]) {
         let c = &self.relay_counters;
@@ -72,10 +80,12 @@ impl Shared {
         let routes = self.routes.read().clone();
         let Some(route) = routes.get(&channel) else {
             inc(&c.drop_relay_no_channel);
+            self.relay_miss(from).await;
             return;
         };
         let Some((to, budget)) = route.forward(&from) else {
             inc(&c.drop_relay_not_end);
+            self.relay_miss(from).await;
             return;
         };
         if !budget.take(frame.len(), Instant::now()) {

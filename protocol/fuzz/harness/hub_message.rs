@@ -45,6 +45,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             envelope: &[6; 60],
         },
         Message::RelayOpen { peer: [7; 32] },
+        Message::Unregistered,
         Message::RelayReady {
             peer: [7; 32],
             channel: 0x0102_0304,

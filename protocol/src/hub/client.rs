@@ -47,6 +47,10 @@ pub const RENEW_DIVISOR: u32 = 3;
 /// instead of waiting up to [`RENEW_DIVISOR`] of the TTL. Lookups are answered in one round
 /// trip; 3 s is far above any RTT and a lost datagram's retry.
 pub const LOOKUP_ANSWER_WAIT: Duration = Duration::from_secs(3);
+/// At most one re-registration per this long because the hub said `Unregistered`: the
+/// message is not authenticated, so a spoofed stream of them costs at most a hello (and the
+/// hub's DH on our proof) this often.
+pub const UNREGISTERED_MIN_GAP: Duration = Duration::from_secs(2);
 /// Never renew more often than this, whatever TTL a hub announces (a hostile or buggy hub
 /// saying `ttl 0` must not make us spin).
 pub const MIN_RENEW: Duration = Duration::from_secs(5);
@@ -86,6 +90,9 @@ pub enum HubEvent {
         /// Its announced (local) candidates.
         candidates: Vec<SocketAddr>,
     },
+    /// The hub said it has no registration for us (it restarted): we are registering again,
+    /// and anything tied to the old registration (relay channels) is gone.
+    Forgotten,
     /// The hub relays between us and `peer` on `channel` (answer to our or its `RelayOpen`).
     RelayReady {
         /// The other peer.
@@ -134,6 +141,8 @@ pub struct HubClient {
     rtt: Option<Duration>,
     /// The oldest lookup not answered yet.
     lookup_pending: Option<Instant>,
+    /// When an `Unregistered` last made us register again.
+    last_forgotten: Option<Instant>,
     rng: ChaCha20Rng,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<HubEvent>,
@@ -171,6 +180,7 @@ impl HubClient {
             unanswered: 0,
             rtt: None,
             lookup_pending: None,
+            last_forgotten: None,
             rng: ChaCha20Rng::from_seed(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -358,6 +368,24 @@ impl HubClient {
             Message::RelayReady { peer, channel } => {
                 self.events
                     .push_back(HubEvent::RelayReady { peer, channel });
+                Ok(())
+            }
+            Message::Unregistered => {
+                let recent = self
+                    .last_forgotten
+                    .is_some_and(|t| now < t + UNREGISTERED_MIN_GAP);
+                if self.observed.is_none() || self.attempt.is_some() || recent {
+                    // Registering already, or just did: nothing new to learn.
+                    return Ok(());
+                }
+                self.last_forgotten = Some(now);
+                self.lookup_pending = None;
+                // The registration is gone: say so until the new one is made (then
+                // `Registered` is reported again).
+                self.state = HubState::Connecting;
+                self.registered_until = None;
+                self.events.push_back(HubEvent::Forgotten);
+                self.hello_now(now);
                 Ok(())
             }
             Message::Hello { .. }

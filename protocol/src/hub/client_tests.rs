@@ -337,3 +337,34 @@ fn a_hub_that_forgot_us_is_registered_with_again_when_a_lookup_goes_unanswered()
     pump(&mut hub, &mut [(&mut c, me)], t2);
     assert_eq!(hub.registered.len(), 1, "registered with the new hub");
 }
+
+#[test]
+fn unregistered_makes_us_register_again_at_a_bounded_rate() {
+    let t0 = Instant::now();
+    let mut hub = FakeHub::new();
+    let me = sa("203.0.113.5:40000");
+    let mut c = HubClient::new(hub.key(), secret(1), [1; 32], t0);
+    c.set_observed(me, t0);
+    pump(&mut hub, &mut [(&mut c, me)], t0);
+    events(&mut c);
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    let n = Message::Unregistered.encode(&mut buf).unwrap();
+    let t1 = t0 + Duration::from_secs(5);
+    c.handle_input(&buf[..n], t1).unwrap();
+    assert_eq!(c.state(), HubState::Connecting);
+    assert_eq!(events(&mut c), vec![HubEvent::Forgotten]);
+    let hello = c.poll_transmit().expect("a hello at once");
+    assert!(matches!(Message::parse(&hello), Ok(Message::Hello { .. })));
+    c.transmits.push_front(hello);
+    pump(&mut hub, &mut [(&mut c, me)], t1);
+    assert_eq!(c.state(), HubState::Connected);
+    assert_eq!(events(&mut c), vec![HubEvent::Registered { observed: me }]);
+    // Another one right after (spoofed, or a late copy): ignored for UNREGISTERED_MIN_GAP.
+    c.handle_input(&buf[..n], t1 + Duration::from_millis(500))
+        .unwrap();
+    assert_eq!(c.state(), HubState::Connected);
+    assert!(c.poll_transmit().is_none());
+    c.handle_input(&buf[..n], t1 + UNREGISTERED_MIN_GAP)
+        .unwrap();
+    assert_eq!(c.state(), HubState::Connecting);
+}

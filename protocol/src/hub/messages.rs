@@ -37,6 +37,7 @@ const T_PRESENCE: u8 = 6;
 const T_SIGNAL: u8 = 7;
 const T_RELAY_OPEN: u8 = 8;
 const T_RELAY_READY: u8 = 9;
+const T_UNREGISTERED: u8 = 10;
 
 /// Why bytes are not a hub message. The hub counts these and stays silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +177,10 @@ pub enum Message<'a> {
         /// The channel number (never 0).
         channel: u32,
     },
+    /// Hub → peer: "your source has no registration here" (the hub restarted, or the
+    /// registration lapsed), in answer to a Lookup, Signal, RelayOpen or relay frame from it.
+    /// Not authenticated: a peer only registers again because of it, at a bounded rate.
+    Unregistered,
 }
 
 fn key(b: &[u8], at: usize) -> [u8; KEY_LEN] {
@@ -292,6 +297,10 @@ impl<'a> Message<'a> {
                 exact(KEY_LEN)?;
                 Ok(Self::RelayOpen { peer: key(body, 0) })
             }
+            T_UNREGISTERED => {
+                exact(0)?;
+                Ok(Self::Unregistered)
+            }
             T_RELAY_READY => {
                 exact(KEY_LEN + 4)?;
                 let c = &body[KEY_LEN..];
@@ -351,6 +360,7 @@ impl<'a> Message<'a> {
             + match self {
                 Self::Hello { .. } | Self::Lookup { .. } | Self::RelayOpen { .. } => KEY_LEN,
                 Self::RelayReady { .. } => KEY_LEN + 4,
+                Self::Unregistered => 0,
                 Self::Challenge { .. } => NONCE_LEN,
                 Self::Register { candidates, .. } => {
                     KEY_LEN + NONCE_LEN + PROOF_LEN + candidates.encoded_len()
@@ -421,6 +431,9 @@ impl<'a> Message<'a> {
             Self::RelayOpen { peer } => {
                 w.buf[5] = T_RELAY_OPEN;
                 w.put(peer);
+            }
+            Self::Unregistered => {
+                w.buf[5] = T_UNREGISTERED;
             }
             Self::RelayReady { peer, channel } => {
                 w.buf[5] = T_RELAY_READY;

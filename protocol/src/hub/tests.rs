@@ -174,6 +174,7 @@ proptest! {
         roundtrip(&Message::Challenge { nonce: n });
         roundtrip(&Message::Lookup { peer: k });
         roundtrip(&Message::RelayOpen { peer: k });
+        roundtrip(&Message::Unregistered);
         roundtrip(&Message::RelayReady { peer: k, channel: 0x0102_0304 });
         roundtrip(&Message::Register { peer: k, nonce: n, proof: p, candidates: c });
         roundtrip(&Message::Registered { observed: a, ttl_secs: ttl });

@@ -628,9 +628,15 @@ async fn step(st: &mut NatState, now: Instant) {
         match ev {
             HubEvent::Registered { observed } => {
                 tracing::info!(%hub, %observed, "registered with the hub");
+                // Peers still without a UDP path: look them up (and ask for a relay) now.
+                st.paths.signal_soon(now);
             }
             HubEvent::Lost => {
                 tracing::warn!(%hub, "hub registration lapsed; registering again");
+                st.paths.clear_relays(index, now);
+            }
+            HubEvent::Forgotten => {
+                tracing::info!(%hub, "the hub does not know us (restarted?); registering again");
                 st.paths.clear_relays(index, now);
             }
             HubEvent::Presence {

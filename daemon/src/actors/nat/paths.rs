@@ -327,6 +327,16 @@ impl Paths {
         lost
     }
 
+    /// Every peer without a UDP path is due a lookup (and a relay request) now: a hub
+    /// registration was just made.
+    pub fn signal_soon(&mut self, now: Instant) {
+        for e in self.peers.values_mut() {
+            if !e.pm.udp_selected() {
+                e.next_signal = now;
+            }
+        }
+    }
+
     /// Whether `peer` has neither a UDP path nor a relay channel (so one is worth opening).
     pub fn needs_relay(&self, peer: &[u8; 32]) -> bool {
         self.peers
@@ -353,6 +363,9 @@ impl Paths {
             {
                 e.relay = None;
                 e.pm.set_relay(None, now);
+                // Ask for a new channel (and look the peer up) at the next signal round.
+                e.next_signal = now;
+                e.signal_wait = SIGNAL_FIRST;
             }
         }
     }
