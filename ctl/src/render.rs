@@ -148,8 +148,18 @@ pub fn render_peer(peer: &PeerInfo, now_unix: u64, color: bool) -> String {
     if let Some(ep) = &peer.path_endpoint {
         let _ = write!(path, " via {}", clean(ep));
     }
+    let mut notes = Vec::new();
+    if let Some(t) = &peer.relay_transport {
+        notes.push(clean(t).into_owned());
+    }
     if let Some(why) = &peer.why_not_direct {
-        let _ = write!(path, " ({})", clean(why).replace('_', " "));
+        notes.push(clean(why).replace('_', " "));
+    }
+    if let Some(s) = peer.next_direct_attempt {
+        notes.push(format!("direct tried again in {s:.0} s"));
+    }
+    if !notes.is_empty() {
+        let _ = write!(path, " ({})", notes.join(", "));
     }
     field(&mut out, "path", &path);
     field(&mut out, "allowed ips", &list(&peer.allowed_ips));
@@ -519,6 +529,7 @@ mod tests {
             relay: None,
             relay_transport: None,
             why_relayed: None,
+            next_direct_attempt: None,
         }
     }
 

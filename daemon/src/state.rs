@@ -36,6 +36,7 @@ impl Daemon {
             relay: None,
             relay_transport: None,
             why_relayed: None,
+            next_direct_attempt: None,
         };
         if self.failed.read().contains(&pc.public_key) {
             info.state = "failed".into();
@@ -76,6 +77,10 @@ impl Daemon {
                 info.relay = info.path_endpoint.clone();
                 info.relay_transport = Some("udp".into());
                 info.why_relayed = info.why_not_direct.clone();
+                info.next_direct_attempt = p.next_direct_attempt.map(|t| {
+                    let s = t.saturating_duration_since(std::time::Instant::now());
+                    (s.as_secs_f64() * 10.0).round() / 10.0
+                });
             }
             return;
         }

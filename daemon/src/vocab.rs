@@ -106,6 +106,8 @@ pub struct PeerPath {
     pub endpoint: Option<std::net::SocketAddr>,
     /// Why not direct/punched (a short code), when not.
     pub why_not_direct: Option<&'static str>,
+    /// For a relayed peer: when probing next tries a direct path.
+    pub next_direct_attempt: Option<std::time::Instant>,
 }
 
 /// Shared between the supervisor, the control server and the actors.

@@ -258,6 +258,8 @@ fn symmetric_nats_on_both_sides_cannot_punch_and_relay() {
                 assert_eq!(p["relay"], HUB, "{p:#}");
                 assert_eq!(p["relay_transport"], "udp", "{p:#}");
                 assert_eq!(p["why_relayed"], "probes_unanswered", "{p:#}");
+                let next = p["next_direct_attempt"].as_f64().unwrap_or(-1.0);
+                assert!((0.0..=60.0).contains(&next), "{p:#}");
             }
             break;
         }
@@ -282,7 +284,9 @@ fn symmetric_nats_on_both_sides_cannot_punch_and_relay() {
     let human = a.vpnctl(["show"]).output().unwrap();
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
-        human.contains(&format!("relay via {HUB}")),
+        human.contains(&format!(
+            "relay via {HUB} (udp, probes unanswered, direct tried again in"
+        )),
         "human show names the relay:\n{human}"
     );
 }

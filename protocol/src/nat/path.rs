@@ -560,6 +560,12 @@ impl PathManager {
         Some(WhyNotDirect::ProbesUnanswered)
     }
 
+    /// When the next probe round tries the candidates (a relayed peer's next attempt at a
+    /// direct path).
+    pub fn next_round(&self) -> Instant {
+        self.next_round
+    }
+
     /// The current probe round interval (for `vpnctl` and tests).
     pub fn probe_interval(&self) -> Duration {
         self.interval

@@ -258,6 +258,9 @@ pub struct PeerInfo {
     /// With `path` = `relay`: why not direct (a `why_not_direct` code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why_relayed: Option<String>,
+    /// With `path` = `relay`: seconds until probing next tries a direct path (at most 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_direct_attempt: Option<f64>,
 }
 
 fn path_none() -> String {

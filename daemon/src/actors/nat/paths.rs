@@ -315,6 +315,7 @@ impl Paths {
             if let Some((hub, _)) = path.endpoint.as_ref().and_then(relay::parse_stand_in) {
                 path.kind = "relay";
                 path.endpoint = udp.relay.addr(hub);
+                path.next_direct_attempt = Some(entry.pm.next_round());
                 if path.why_not_direct.is_none() {
                     path.why_not_direct = entry.pm.why_not_direct().map(why_name);
                 }
@@ -388,6 +389,7 @@ fn describe(
             kind: kind_name(entry.pm.kind()),
             endpoint: Some(ep),
             why_not_direct: None,
+            next_direct_attempt: None,
         };
     }
     // A peer that answers no probes (wireguard-go, an older vpnd) but has a WireGuard session
@@ -401,12 +403,14 @@ fn describe(
             kind: "direct",
             endpoint: Some(ep),
             why_not_direct: None,
+            next_direct_attempt: None,
         };
     }
     PeerPath {
         kind: "none",
         endpoint: None,
         why_not_direct: entry.pm.why_not_direct().map(why_name),
+        next_direct_attempt: None,
     }
 }
 
