@@ -590,7 +590,10 @@ fn relay_first_then_punched_then_relay_again_under_one_stream() {
         std::thread::sleep(Duration::from_secs(2));
         block_udp_between(&ra, &rb.public_ip.to_string());
         let blocked = Instant::now();
-        wait_path(&pair, &["relay"], Duration::from_secs(10));
+        let (pa, pb) = wait_path(&pair, &["relay"], Duration::from_secs(10));
+        for p in [&pa, &pb] {
+            assert_eq!(p["why_relayed"], "direct_path_broken", "{p:#}");
+        }
         eprintln!(
             "back on the relay {:.2} s after UDP between the NATs was blocked",
             blocked.elapsed().as_secs_f64()

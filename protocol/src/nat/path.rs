@@ -88,6 +88,9 @@ pub enum WhyNotDirect {
     PeerOffline,
     /// Paths answer probes, but WireGuard made no progress over them.
     NoWireguardProgress,
+    /// Relayed because the direct path that worked stopped answering; probing for it again
+    /// goes on.
+    DirectPathBroken,
 }
 
 /// The hub's view of this peer, fed by the (future) hub client.
@@ -200,6 +203,8 @@ pub struct PathManager {
     /// The first WireGuard packet sent to the peer since its last progress: a working path
     /// answers it (a handshake response, data, or WireGuard's 10 s passive keepalive).
     awaiting_since: Option<Instant>,
+    /// A UDP path was selected and lost, and none has been selected since.
+    udp_lost: bool,
     interval: Duration,
     next_round: Instant,
     next_heartbeat: Option<Instant>,
@@ -224,6 +229,7 @@ impl PathManager {
             last_activity: None,
             last_progress: None,
             awaiting_since: None,
+            udp_lost: false,
             interval: PROBE_INTERVAL_ACTIVE,
             next_round: now,
             next_heartbeat: None,
@@ -550,6 +556,10 @@ impl PathManager {
         if self.candidates.iter().any(|c| c.suspect) {
             return Some(WhyNotDirect::NoWireguardProgress);
         }
+        // Only while relayed: with no path at all the probes' fate is the news.
+        if self.udp_lost && self.selected.is_some() {
+            return Some(WhyNotDirect::DirectPathBroken);
+        }
         if self.candidates.iter().all(|c| c.source == Source::Relay) {
             return Some(match self.signaling {
                 Signaling::HubUnreachable => WhyNotDirect::HubUnreachable,
@@ -713,6 +723,13 @@ impl PathManager {
             (Some(cur), _) => Some(cur),
             (None, best) => best,
         };
+        let was_udp = self.udp_selected();
+        let now_udp = choice.as_ref().is_some_and(|c| c.tier() == Tier::Udp);
+        if now_udp {
+            self.udp_lost = false;
+        } else if was_udp {
+            self.udp_lost = true;
+        }
         match choice {
             Some(c) if Some(c.addr) != cur => {
                 self.selected = Some(c.addr);

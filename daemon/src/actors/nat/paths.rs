@@ -430,6 +430,7 @@ fn why_name(w: WhyNotDirect) -> &'static str {
         WhyNotDirect::HubUnreachable => "hub_unreachable",
         WhyNotDirect::PeerOffline => "peer_offline",
         WhyNotDirect::NoWireguardProgress => "no_wireguard_progress",
+        WhyNotDirect::DirectPathBroken => "direct_path_broken",
     }
 }
 

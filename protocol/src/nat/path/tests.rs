@@ -644,6 +644,7 @@ fn a_direct_path_that_answers_replaces_the_relay_and_the_relay_catches_its_loss(
     );
     assert_eq!(m.endpoint(), Some(sa(RELAY)));
     assert_eq!(m.kind(), PathKind::Relay);
+    assert_eq!(m.why_not_direct(), Some(WhyNotDirect::DirectPathBroken));
     // The relay goes (hub lost): nothing left.
     let t2 = t1 + Duration::from_secs(10);
     m.set_relay(None, t2);
