@@ -25,9 +25,10 @@ use tokio::sync::mpsc;
 use crate::config::{self, AdmissionConfig, HubConfig, Store};
 use crate::engine::{Admission, Hub, Limits, Reply, StoreOp, Transport, SWEEP_INTERVAL};
 
-/// Requested UDP receive buffer: ~2,000 maximal messages of burst absorbed while the hub
-/// catches up.
-const UDP_RECV_BUFFER: usize = 1 << 20;
+/// Requested UDP socket buffers: 4 MiB, like vpnd's. Relayed TCP overflowed 1 MiB (bench/relay.sh:
+/// the hub's drops matched the tunnel's retransmits); 4 MiB had none. Best effort: the
+/// kernel caps it at net.core.rmem_max / wmem_max.
+const UDP_RECV_BUFFER: usize = 4 << 20;
 
 /// Options from the command line (not the configuration file).
 #[derive(Debug, Clone)]
@@ -155,6 +156,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), RunErro
     // A bigger receive buffer rides out bursts (best effort: the kernel caps it at
     // net.core.rmem_max).
     let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_RECV_BUFFER);
     s.set_nonblocking(true).map_err(udp_err)?;
     s.bind(&addr.into()).map_err(udp_err)?;
     let udp = UdpSocket::from_std(s.into()).map_err(udp_err)?;
