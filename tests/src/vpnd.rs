@@ -628,6 +628,16 @@ impl Vpnd {
         parse_show(&out)
     }
 
+    /// `vpnctl show --json` as raw JSON (`Null` if it fails): for fields the typed
+    /// [`ShowResult`] of this crate's version may not know, and for polling without panics.
+    pub fn show_json(&self) -> serde_json::Value {
+        let out = self
+            .vpnctl(["show", "--json"])
+            .output()
+            .expect("vpnctl runs");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// `vpnctl show --json`, parsed.
     ///
     /// # Panics
@@ -1006,6 +1016,15 @@ pub fn quiet_ipv6(ns: &Netns) {
             ns.sysctl(&format!("net.ipv6.conf.{scope}.{key}"), value);
         }
     }
+}
+
+/// The `peers[]` entry with `public_key` in a `show --json` value (`Null` when absent).
+pub fn peer_in(show: &serde_json::Value, public_key: &str) -> serde_json::Value {
+    show["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["public_key"] == public_key))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{Host, LabHub, NatLab, NatType, SERVER_IPS};
-use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
+use e2e::vpnd::{peer_in, PeerConfig, Vpnd, VpndConfig};
 use e2e::{ping, ping_until, require_root_with, TestGuard, WgKeys};
 use serde_json::Value;
 
@@ -47,28 +47,12 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long hub 1 stays down: longer than vpnd's 4 s of unanswered UDP before it tries the
 /// hub over TCP, in case a STUN check or renewal falls into the gap.
 const DOWN: Duration = Duration::from_secs(5);
-/// vpnd learns that its hub lost its registration only when it next renews (half the hub's
-/// 90 s TTL after the last one, so up to 45 s after the restart), or sooner when a STUN check
-/// to the hub went unanswered and it re-registers over TCP. Plus a retry's worth of slack.
+/// vpnd learns that its hub lost its registration when it next renews (a third of the hub's
+/// 90 s TTL after the last one, so up to 30 s after the restart), sooner when it looks a peer
+/// up (the hub answers `Unregistered`). Plus generous slack for a loaded machine.
 const REREGISTER: Duration = Duration::from_secs(55);
 /// Hub counters are logged once a second.
 const STATS_WAIT: Duration = Duration::from_secs(3);
-
-fn show(vpnd: &Vpnd) -> Value {
-    let out = vpnd
-        .vpnctl(["show", "--json"])
-        .output()
-        .expect("vpnctl runs");
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn peer_view(v: &Value, key: &str) -> Value {
-    v["peers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["public_key"] == key))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
 
 /// One vpnd peer homed on one hub.
 struct Peer {
@@ -112,15 +96,15 @@ impl Pair {
 
     /// Both `show --json` results.
     fn shows(&self) -> (Value, Value) {
-        (show(&self.a.vpnd), show(&self.b.vpnd))
+        (self.a.vpnd.show_json(), self.b.vpnd.show_json())
     }
 
     /// Each side's view of the other (`peers[]` entry).
     fn views(&self) -> (Value, Value) {
         let (a, b) = self.shows();
         (
-            peer_view(&a, &self.b.keys.public),
-            peer_view(&b, &self.a.keys.public),
+            peer_in(&a, &self.b.keys.public),
+            peer_in(&b, &self.a.keys.public),
         )
     }
 
@@ -248,8 +232,8 @@ fn peers_homed_on_two_hubs_over_redis_punch_and_outlive_a_hub_restart() {
             registered = Some(Instant::now());
         }
         let (pa, pb) = (
-            peer_view(&a, &pair.b.keys.public),
-            peer_view(&b, &pair.a.keys.public),
+            peer_in(&a, &pair.b.keys.public),
+            peer_in(&b, &pair.a.keys.public),
         );
         if pa["path"] == "punched" && pb["path"] == "punched" {
             assert_eq!(

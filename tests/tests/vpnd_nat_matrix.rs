@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{Host, NatLab, NatType, RouterSpec};
-use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
+use e2e::vpnd::{peer_in, PeerConfig, Vpnd, VpndConfig};
 use e2e::{ping_until, require_root_with, tcp_transfer_paced, try_tcp_transfer, TestGuard, WgKeys};
 use serde_json::Value;
 
@@ -53,16 +53,8 @@ struct View {
 }
 
 fn view(vpnd: &Vpnd, key: &str) -> View {
-    let out = vpnd
-        .vpnctl(["show", "--json"])
-        .output()
-        .expect("vpnctl runs");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let peer = v["peers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["public_key"] == key))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let v = vpnd.show_json();
+    let peer = peer_in(&v, key);
     View {
         peer,
         registered: v["interface"]["nat"]["hubs"][0]["state"] == "connected",

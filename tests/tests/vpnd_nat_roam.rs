@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{NatLab, NatType};
-use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
+use e2e::vpnd::{peer_in, PeerConfig, Vpnd, VpndConfig};
 use e2e::{ping_until, require_root_with, TestGuard, WgKeys};
 use serde_json::Value;
 
@@ -34,25 +34,9 @@ const RECOVER: Duration = Duration::from_secs(2);
 const GIVE_UP: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
-fn show(vpnd: &Vpnd) -> Value {
-    let out = vpnd
-        .vpnctl(["show", "--json"])
-        .output()
-        .expect("vpnctl runs");
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn peer_view(v: &Value, key: &str) -> Value {
-    v["peers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["public_key"] == key))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// Whether `v` shows `key` punched with an endpoint at `ip`.
 fn punched_at(v: &Value, key: &str, ip: std::net::Ipv4Addr) -> bool {
-    let p = peer_view(v, key);
+    let p = peer_in(v, key);
     p["path"] == "punched"
         && p["path_endpoint"]
             .as_str()
@@ -97,8 +81,8 @@ fn a_route_change_to_another_uplink_is_punched_again_at_once() {
     let diagnostics = || {
         format!(
             "A: {:#}\nB: {:#}\nA logs:\n{}\nB logs:\n{}",
-            show(&a),
-            show(&b),
+            a.show_json(),
+            b.show_json(),
             a.proc().logs(),
             b.proc().logs()
         )
@@ -106,8 +90,8 @@ fn a_route_change_to_another_uplink_is_punched_again_at_once() {
 
     // Punched through router 1, and the tunnel in use (an active peer keeps heartbeats).
     let deadline = Instant::now() + PUNCHED;
-    while !(punched_at(&show(&a), &kb.public, rb.public_ip)
-        && punched_at(&show(&b), &ka.public, r1.public_ip))
+    while !(punched_at(&a.show_json(), &kb.public, rb.public_ip)
+        && punched_at(&b.show_json(), &ka.public, r1.public_ip))
     {
         assert!(Instant::now() < deadline, "punched\n{}", diagnostics());
         std::thread::sleep(POLL);
@@ -123,8 +107,8 @@ fn a_route_change_to_another_uplink_is_punched_again_at_once() {
     let (mut path_at, mut ping_at) = (None, None);
     while (path_at.is_none() || ping_at.is_none()) && switched.elapsed() < GIVE_UP {
         if path_at.is_none()
-            && punched_at(&show(&b), &ka.public, second.public_ip)
-            && punched_at(&show(&a), &kb.public, rb.public_ip)
+            && punched_at(&b.show_json(), &ka.public, second.public_ip)
+            && punched_at(&a.show_json(), &kb.public, rb.public_ip)
         {
             path_at = Some(switched.elapsed());
         }

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{Host, NatLab, NatType, Router, HUB_IP, STUN_PORT};
-use e2e::vpnd::{PeerConfig, Vpnd, VpndConfig};
+use e2e::vpnd::{peer_in, PeerConfig, Vpnd, VpndConfig};
 use e2e::{ping_until, require_root_with, TestGuard, WgKeys};
 use serde_json::Value;
 
@@ -29,27 +29,11 @@ const PUNCHED: Duration = Duration::from_secs(20);
 const BACK_TO_UDP: Duration = Duration::from_secs(75);
 const POLL: Duration = Duration::from_millis(100);
 
-fn show(vpnd: &Vpnd) -> Value {
-    let out = vpnd
-        .vpnctl(["show", "--json"])
-        .output()
-        .expect("vpnctl runs");
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn peer_view(v: &Value, key: &str) -> Value {
-    v["peers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["public_key"] == key))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// Polls `vpnd`'s `show --json` until `ok` holds or `within` passes; the last view either way.
 fn wait_show(vpnd: &Vpnd, within: Duration, ok: impl Fn(&Value) -> bool) -> (bool, Value) {
     let deadline = Instant::now() + within;
     loop {
-        let v = show(vpnd);
+        let v = vpnd.show_json();
         if ok(&v) {
             return (true, v);
         }
@@ -96,8 +80,8 @@ impl Pair {
     fn diagnostics(&self) -> String {
         format!(
             "A: {:#}\nB: {:#}\nA logs:\n{}\nB logs:\n{}",
-            show(&self.a),
-            show(&self.b),
+            self.a.show_json(),
+            self.b.show_json(),
             self.a.proc().logs(),
             self.b.proc().logs()
         )
@@ -120,7 +104,7 @@ fn udp_blocked_registers_and_signals_over_tcp() {
     let (ok, a) = wait_show(&pair.a, TCP_REGISTERED, |v| hub_is(v, "connected", "tcp"));
     assert!(ok, "A registers over TCP\n{}", pair.diagnostics());
     assert!(
-        hub_is(&show(&pair.b), "connected", "udp"),
+        hub_is(&pair.b.show_json(), "connected", "udp"),
         "{}",
         pair.diagnostics()
     );
@@ -135,7 +119,7 @@ fn udp_blocked_registers_and_signals_over_tcp() {
     let kb = pair.kb.public.clone();
     let ka = pair.ka.public.clone();
     let unanswered = |v: &Value, key: &str| {
-        let p = peer_view(v, key);
+        let p = peer_in(v, key);
         p["path"] == "none" && p["why_not_direct"] == "probes_unanswered"
     };
     let (ok, _) = wait_show(&pair.a, PUNCHED, |v| unanswered(v, &kb));
@@ -192,9 +176,9 @@ fn udp_to_the_hub_blocked_still_punches_and_returns_to_udp() {
     assert!(ok, "A registers over TCP\n{}", pair.diagnostics());
     let kb = pair.kb.public.clone();
     let ka = pair.ka.public.clone();
-    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| peer_view(v, &kb)["path"] == "punched");
+    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| peer_in(v, &kb)["path"] == "punched");
     assert!(ok, "A punched to B\n{}", pair.diagnostics());
-    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| peer_view(v, &ka)["path"] == "punched");
+    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| peer_in(v, &ka)["path"] == "punched");
     assert!(ok, "B punched to A\n{}", pair.diagnostics());
     println!(
         "UDP to the hub blocked: registered over TCP and punched {:.2} s after start",
@@ -217,7 +201,7 @@ fn udp_to_the_hub_blocked_still_punches_and_returns_to_udp() {
         lifted.elapsed().as_secs_f64()
     );
     assert!(
-        peer_view(&show(&pair.a), &kb)["path"] == "punched",
+        peer_in(&pair.a.show_json(), &kb)["path"] == "punched",
         "the path is untouched by the hub's transport\n{}",
         pair.diagnostics()
     );
@@ -250,7 +234,7 @@ fn hub_unreachable_on_both_transports_is_reported() {
     let kb = pair.kb.public.clone();
     // 4 s on UDP, then three refused connections 1 and 2 s apart.
     let (ok, v) = wait_show(&pair.a, TCP_REGISTERED, |v| {
-        hub_is(v, "failed", "tcp") && peer_view(v, &kb)["why_not_direct"] == "hub_unreachable"
+        hub_is(v, "failed", "tcp") && peer_in(v, &kb)["why_not_direct"] == "hub_unreachable"
     });
     assert!(ok, "A reports the hub unreachable\n{}", pair.diagnostics());
     let error = v["interface"]["nat"]["hubs"][0]["error"]

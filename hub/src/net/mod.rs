@@ -71,8 +71,9 @@ pub(crate) struct Shared {
     pub store: Option<mpsc::Sender<StoreOp>>,
     /// Whether the shared store is reachable now (its subscription is up).
     pub store_connected: AtomicBool,
-    /// The relay routing snapshot ([`Hub::relay_routes`]), read per relay frame.
-    pub routes: parking_lot::RwLock<Arc<crate::engine::relay::Routes>>,
+    /// The relay routing snapshot ([`Hub::relay_routes`]), read per relay frame: an
+    /// `ArcSwap`, so readers share no lock word or reference count between clients.
+    pub routes: arc_swap::ArcSwap<crate::engine::relay::Routes>,
     /// The relay data path's counters.
     pub relay_counters: relay::RelayCounters,
 }
@@ -258,7 +259,7 @@ pub async fn run(
         next_conn: AtomicU64::new(1),
         store: store_tx,
         store_connected: AtomicBool::new(false),
-        routes: parking_lot::RwLock::new(Arc::new(Default::default())),
+        routes: Default::default(),
         relay_counters: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -3,9 +3,9 @@
 //! budget) and sent on, unchanged, to the other end's registered source. The hub never holds
 //! a key that opens it.
 //!
-//! No lock shared between clients is taken per frame: the routing snapshot is an `Arc`
-//! swapped only when channels change (cloned under a read lock held for a pointer copy), and a
-//! budget is per client. Counters are atomics.
+//! No lock shared between clients is taken per frame: the routing snapshot is swapped whole
+//! (`ArcSwap`) only when channels change and read without a lock, and a budget is per client.
+//! Counters are atomics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,7 +59,7 @@ fn inc(c: &AtomicU64) {
 impl Shared {
     /// Replaces the routing snapshot.
     pub fn set_routes(&self, routes: Routes) {
-        *self.routes.write() = Arc::new(routes);
+        self.routes.store(Arc::new(routes));
     }
 
     /// A well-formed frame from `from` that no channel takes: a peer this hub forgot (it
@@ -77,21 +77,27 @@ impl Shared {
             inc(&c.drop_relay_malformed);
             return;
         };
-        let routes = self.routes.read().clone();
-        let Some(route) = routes.get(&channel) else {
-            inc(&c.drop_relay_no_channel);
-            self.relay_miss(from).await;
-            return;
+        // The snapshot is read and let go before any await.
+        let verdict = {
+            let routes = self.routes.load();
+            match routes.get(&channel).map(|r| r.forward(&from)) {
+                None => Err(&c.drop_relay_no_channel),
+                Some(None) => Err(&c.drop_relay_not_end),
+                Some(Some((to, budget))) if budget.take(frame.len(), Instant::now()) => Ok(to),
+                Some(Some(_)) => {
+                    inc(&c.drop_relay_rate);
+                    return;
+                }
+            }
         };
-        let Some((to, budget)) = route.forward(&from) else {
-            inc(&c.drop_relay_not_end);
-            self.relay_miss(from).await;
-            return;
+        let to = match verdict {
+            Ok(to) => to,
+            Err(counter) => {
+                inc(counter);
+                self.relay_miss(from).await;
+                return;
+            }
         };
-        if !budget.take(frame.len(), Instant::now()) {
-            inc(&c.drop_relay_rate);
-            return;
-        }
         let sent = match to.transport {
             Transport::Udp(i) => match self.udp.get(i) {
                 Some(sock) => sock.send_to(frame, to.addr).await.is_ok(),

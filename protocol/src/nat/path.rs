@@ -261,11 +261,7 @@ impl PathManager {
     /// It is used while no UDP path is trusted: at once when there is none, and again when
     /// the UDP path stops answering; a UDP path that answers replaces it.
     pub fn set_relay(&mut self, relay: Option<SocketAddr>, now: Instant) {
-        let current = self
-            .candidates
-            .iter()
-            .find(|c| c.source == Source::Relay)
-            .map(|c| c.addr);
+        let current = self.relay();
         if current == relay {
             return;
         }
@@ -284,6 +280,14 @@ impl PathManager {
             }
         }
         self.reselect(now);
+    }
+
+    /// The relay channel's stand-in address, if one is set ([`Self::set_relay`]).
+    pub fn relay(&self) -> Option<SocketAddr> {
+        self.candidates
+            .iter()
+            .find(|c| c.source == Source::Relay)
+            .map(|c| c.addr)
     }
 
     /// Whether the selected path is peer-to-peer UDP (not a relay, not none).

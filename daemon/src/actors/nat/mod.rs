@@ -412,7 +412,6 @@ fn announced(transport: Transport, public: &[SocketAddr], local: &[SocketAddr]) 
 /// Moves each hub between UDP and TCP as the transport choice says, and opens TCP
 /// connections that are due.
 fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
-    let fwmark = st.daemon.config.read().interface.fwmark;
     let mut replaced = Vec::new();
     for (i, s) in st.servers.iter_mut().enumerate() {
         let (Some(_), Some(addr)) = (s.hub_key, s.addr) else {
@@ -449,6 +448,8 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             replaced.push(i);
         }
         if s.transport.should_connect(now) {
+            // Read only when connecting: this runs every tick.
+            let fwmark = st.daemon.config.read().interface.fwmark;
             s.tcp_generation += 1;
             s.transport.connecting();
             s.tcp = Some(TcpLink::open(addr, i, s.tcp_generation, fwmark, me.clone()));

@@ -46,9 +46,6 @@ struct PeerNat {
     /// Our addresses may have changed ([`Paths::restart_all`]): the peer gets our candidates
     /// even while it has a path (see [`Paths::due_signals`]).
     announce_due: bool,
-    /// The relay channel's stand-in address ([`crate::dataplane::relay`]), once a hub
-    /// offered one.
-    relay: Option<SocketAddr>,
 }
 
 /// Every peer's path state.
@@ -123,7 +120,6 @@ impl Paths {
                     published: None,
                     answered: None,
                     answer_due: false,
-                    relay: None,
                     announce_due: false,
                 },
             );
@@ -342,13 +338,12 @@ impl Paths {
     pub fn needs_relay(&self, peer: &[u8; 32]) -> bool {
         self.peers
             .get(&PublicKey(*peer))
-            .is_some_and(|e| e.relay.is_none() && !e.pm.udp_selected())
+            .is_some_and(|e| e.pm.relay().is_none() && !e.pm.udp_selected())
     }
 
     /// A hub offered the relay channel `relay` (a stand-in address) to `peer`.
     pub fn set_relay(&mut self, peer: &[u8; 32], relay: SocketAddr, now: Instant) {
         if let Some(e) = self.peers.get_mut(&PublicKey(*peer)) {
-            e.relay = Some(relay);
             e.pm.set_relay(Some(relay), now);
         }
     }
@@ -357,12 +352,12 @@ impl Paths {
     /// its channels are gone.
     pub fn clear_relays(&mut self, hub: u16, now: Instant) {
         for e in self.peers.values_mut() {
-            if e.relay
+            if e.pm
+                .relay()
                 .as_ref()
                 .and_then(relay::parse_stand_in)
                 .is_some_and(|(h, _)| h == hub)
             {
-                e.relay = None;
                 e.pm.set_relay(None, now);
                 // Ask for a new channel (and look the peer up) at the next signal round.
                 e.next_signal = now;
