@@ -11,7 +11,6 @@ mod store;
 mod tcp;
 mod udp;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -64,8 +63,8 @@ pub enum RunError {
 pub(crate) struct Shared {
     pub hub: Mutex<Hub>,
     pub udp: Vec<Arc<UdpSocket>>,
-    /// Send queues of open TCP connections, by connection id.
-    pub tcp: Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
+    /// Open TCP (and TLS) connections, by connection id.
+    pub tcp: tcp::Conns,
     pub next_conn: AtomicU64,
     /// The shared store's queue (`store: redis://…`), `None` with `store: memory`.
     pub store: Option<mpsc::Sender<StoreOp>>,
@@ -105,8 +104,8 @@ impl Shared {
         out
     }
 
-    /// Sends replies: UDP directly, TCP through the connection's queue (dropped and counted if
-    /// the queue is full: a peer that does not read must not make the hub buffer).
+    /// Sends replies: UDP directly, TCP through the connection's queue (which drops its oldest
+    /// frames, counted, when full: a peer that does not read must not make the hub buffer).
     pub async fn dispatch(&self, replies: Vec<Reply>) {
         for r in replies {
             match r.to.transport {
@@ -118,15 +117,7 @@ impl Shared {
                     }
                 }
                 Transport::Tcp(id) => {
-                    let Some(frame) = protocol::hub::frame::encode(&r.payload) else {
-                        continue;
-                    };
-                    let q = self.tcp.lock().get(&id).cloned();
-                    if let Some(q) = q {
-                        if q.try_send(frame).is_err() {
-                            self.hub.lock().counters_mut().tcp_queue_full += 1;
-                        }
-                    }
+                    self.tcp_push(id, &r.payload);
                 }
             }
         }
@@ -255,7 +246,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         hub: Mutex::new(hub),
         udp: udp.clone(),
-        tcp: Mutex::new(HashMap::new()),
+        tcp: Default::default(),
         next_conn: AtomicU64::new(1),
         store: store_tx,
         store_connected: AtomicBool::new(false),
