@@ -64,6 +64,6 @@ mod tests {
         assert!(body_len((max + 1).to_be_bytes()).is_err());
         assert!(encode(&[]).is_none());
         assert!(encode(&vec![0; MAX_FRAME_BODY + 1]).is_none());
-        assert!(MAX_FRAME_BODY >= MAX_RELAY_FRAME && MAX_FRAME_BODY >= MAX_MESSAGE_LEN);
+        const { assert!(MAX_FRAME_BODY >= MAX_RELAY_FRAME && MAX_FRAME_BODY >= MAX_MESSAGE_LEN) };
     }
 }
