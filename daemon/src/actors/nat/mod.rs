@@ -104,6 +104,10 @@ struct Server {
     tcp_observed: Option<SocketAddr>,
     /// Why the last TCP connection failed or ended.
     tcp_error: Option<String>,
+    /// Whether the TCP connection is up (relay frames may be queued on it).
+    tcp_up: bool,
+    /// The TCP queue the data plane was last given for this hub's relay frames.
+    relay_sink: Option<Arc<crate::dataplane::relay::TcpSink>>,
 }
 
 impl Server {
@@ -112,6 +116,24 @@ impl Server {
         self.tcp = None;
         self.tcp_stun = None;
         self.tcp_observed = None;
+        self.tcp_up = false;
+    }
+}
+
+/// Points the data plane's relay frames for each hub at its TCP connection while one is up,
+/// and back at UDP otherwise (only where that changed).
+fn route_relay_frames(st: &mut NatState) {
+    for (i, s) in st.servers.iter_mut().enumerate() {
+        let want = s.tcp.as_ref().filter(|_| s.tcp_up).map(|l| l.sink());
+        let same = match (&want, &s.relay_sink) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            st.daemon.dp.udp().relay.set_tcp(i as u16, want.clone());
+            s.relay_sink = want;
+        }
     }
 }
 
@@ -168,6 +190,8 @@ impl Actor for NatActor {
                     tcp_stun: None,
                     tcp_observed: None,
                     tcp_error: None,
+                    tcp_up: false,
+                    relay_sink: None,
                 });
             }
         };
@@ -452,7 +476,14 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             let fwmark = st.daemon.config.read().interface.fwmark;
             s.tcp_generation += 1;
             s.transport.connecting();
-            s.tcp = Some(TcpLink::open(addr, i, s.tcp_generation, fwmark, me.clone()));
+            s.tcp = Some(TcpLink::open(
+                addr,
+                i,
+                s.tcp_generation,
+                fwmark,
+                me.clone(),
+                st.daemon.dp.clone(),
+            ));
         }
     }
     if !replaced.is_empty() {
@@ -478,6 +509,7 @@ fn tcp_event(st: &mut NatState, hub: usize, generation: u64, event: TcpEvent, no
             tracing::info!(hub = %s.label, "TCP connection to the hub up");
             s.transport.tcp_connected();
             s.tcp_error = None;
+            s.tcp_up = true;
             let mut stun = StunClient::new(&[addr], crate::supervisor::random_seed(), now);
             stun.handle_timeout(now);
             s.tcp_stun = Some(stun);
@@ -581,8 +613,6 @@ fn signal(st: &mut NatState, now: Instant) {
     let mut ours = st.stun.public_endpoints(now);
     ours.extend(st.local.iter().copied());
     ours.truncate(protocol::hub::messages::MAX_CANDIDATES);
-    // The relay is over UDP only (vpnhub does not relay to or from TCP yet).
-    let relay_ok = st.servers[i].transport.current() == Transport::Udp;
     let client = st.servers[i]
         .client
         .as_mut()
@@ -590,7 +620,7 @@ fn signal(st: &mut NatState, now: Instant) {
     for d in due {
         client.lookup(&d.peer, now);
         client.call_me_maybe(&d.peer, &ours);
-        if relay_ok && st.paths.needs_relay(&d.peer) {
+        if st.paths.needs_relay(&d.peer) {
             client.relay_open(&d.peer);
         }
     }
@@ -598,6 +628,7 @@ fn signal(st: &mut NatState, now: Instant) {
 
 /// Sends what the machines queued, handles their events and publishes the state.
 async fn step(st: &mut NatState, now: Instant) {
+    route_relay_frames(st);
     flush(st).await;
     let mut hub_events = Vec::new();
     let udp = st.daemon.dp.udp().clone();
