@@ -273,3 +273,68 @@ fn hub_unreachable_on_both_transports_is_reported() {
         .unwrap_or("");
     assert!(error.contains("tcp connect"), "the reason is named: {v:#}");
 }
+
+/// The TLS port of the hub in the TLS test: HTTPS's, as a restrictive firewall allows.
+const TLS_PORT: u16 = 443;
+
+#[test]
+fn only_https_out_relays_over_tls() {
+    if !require_root_with(&["nft", "conntrack", "openssl"]) {
+        return;
+    }
+    let guard = TestGuard::new("nat-tls");
+    let mut lab = NatLab::new(&guard);
+    // A's network: no UDP at all, and TCP to the hub's own port refused; 443 passes.
+    let ra = lab.router(NatType::UdpBlocked);
+    let rb = lab.router(NatType::EimEif);
+    block_udp_to_hub(&ra);
+    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
+    ra.ns().exec_ok([
+        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
+        &port, "reject", "with", "tcp", "reset",
+    ]);
+    let (ha, hb) = (lab.host(&ra), lab.host(&rb));
+    let (hub, pki) = lab.start_tls_hub(TLS_PORT);
+    let (ka, kb) = (WgKeys::generate(), WgKeys::generate());
+    let config = |me: &WgKeys, ip: &str, other: &WgKeys, other_ip: &str| {
+        VpndConfig::new("vpntls0", me)
+            .listen_port(PORT)
+            .addresses(&[&format!("{ip}/24")])
+            .hub(&hub.address, &hub.public_key)
+            .peer(PeerConfig::new(&other.public, &[&format!("{other_ip}/32")]))
+    };
+    let pair = Pair {
+        a: Vpnd::start(
+            ha.ns(),
+            &config(&ka, "10.82.0.1", &kb, "10.82.0.2").hub_tls(TLS_PORT, &pki.ca),
+        ),
+        b: Vpnd::start(hb.ns(), &config(&kb, "10.82.0.2", &ka, "10.82.0.1")),
+        ka,
+        kb,
+    };
+    let (ok, v) = wait_show(&pair.a, TCP_REGISTERED, |v| hub_is(v, "connected", "tcp"));
+    assert!(ok, "A registers over TLS\n{}", pair.diagnostics());
+    assert_eq!(v["interface"]["nat"]["hubs"][0]["tls"], true, "{v:#}");
+    let kb = pair.kb.public.clone();
+    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| {
+        let p = peer_in(v, &kb);
+        p["path"] == "relay" && p["relay_transport"] == "tcp"
+    });
+    assert!(ok, "A relays over TLS\n{}", pair.diagnostics());
+    assert!(
+        ping_until(ha.ns(), "10.82.0.2", Duration::from_secs(10)),
+        "A pings B through the relay over TLS\n{}",
+        pair.diagnostics()
+    );
+    let (sent, received) = tcp_transfer_timeout(
+        ha.ns(),
+        hb.ns(),
+        "10.82.0.2",
+        2 << 20,
+        Duration::from_secs(60),
+    );
+    assert_eq!(sent, received, "the stream through TLS arrives intact");
+    let human = pair.a.vpnctl(["show"]).output().expect("vpnctl runs");
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains("over tcp (tls)"), "{human}");
+}

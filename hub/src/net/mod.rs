@@ -46,7 +46,7 @@ pub enum RunError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// `udp`, `tcp` or `stats`.
+        /// `udp`, `tcp`, `tls` or `stats`.
         proto: &'static str,
         /// The OS error.
         error: std::io::Error,
@@ -54,6 +54,9 @@ pub enum RunError {
     /// The OS gave no randomness for the challenge secret.
     #[error("no OS randomness for the challenge secret: {0}")]
     Random(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -213,6 +216,22 @@ pub async fn run(
         udp.push(Arc::new(u));
         tcp.push(t);
     }
+    let tls = match &config.relay.tls {
+        Some(t) => {
+            let server = crate::tls::server_config(&t.cert_file, &t.key_file)?;
+            let l = TcpListener::bind(t.listen)
+                .await
+                .map_err(|error| RunError::Bind {
+                    addr: t.listen,
+                    proto: "tls",
+                    error,
+                })?;
+            let bound = l.local_addr().unwrap_or(t.listen);
+            tracing::info!("listening on {bound} (tls)");
+            Some((l, tokio_rustls::TlsAcceptor::from(server)))
+        }
+        None => None,
+    };
     let stats_listener = match opts.stats_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr)
@@ -266,6 +285,9 @@ pub async fn run(
     }
     for l in tcp {
         tasks.spawn(tcp::accept(shared.clone(), l));
+    }
+    if let Some((l, acceptor)) = tls {
+        tasks.spawn(tcp::accept_tls(shared.clone(), l, acceptor));
     }
     if let Some(l) = stats_listener {
         tasks.spawn(stats::serve(shared.clone(), l));

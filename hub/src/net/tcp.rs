@@ -134,6 +134,54 @@ pub(super) async fn accept(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// How long a TLS client gets to finish its handshake (the connection cap is held meanwhile).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts TLS connections (`relay.tls`): after the handshake, the same service as plain TCP.
+pub(super) async fn accept_tls(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "tls accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Some((id, conn)) = admit(&shared) else {
+            continue;
+        };
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve(shared, id, conn, tls, peer).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    closed(&shared, id, true);
+                }
+                Err(_) => closed(&shared, id, true),
+            }
+        });
+    }
+}
+
+/// Forgets connection `id` (and the registrations made over it).
+fn closed(shared: &Shared, id: u64, bad: bool) {
+    shared.tcp.remove(id);
+    shared.with_hub(|hub| {
+        hub.connection_closed(id);
+        if bad {
+            hub.counters_mut().tcp_closed_bad += 1;
+        }
+    });
+}
+
 /// Registers a new connection, or counts it refused when the cap is reached.
 pub(super) fn admit(shared: &Shared) -> Option<(u64, Arc<Conn>)> {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -166,13 +214,7 @@ pub(super) async fn serve<S>(
         // The writer failed or stalled: nothing more can reach this client.
         _ = &mut writer => true,
     };
-    shared.tcp.remove(id);
-    shared.with_hub(|hub| {
-        hub.connection_closed(id);
-        if bad {
-            hub.counters_mut().tcp_closed_bad += 1;
-        }
-    });
+    closed(&shared, id, bad);
     writer.abort();
 }
 

@@ -9,6 +9,7 @@
 //! path a batch at a time, as if they had come from the hub over UDP, with no actor in
 //! between.
 
+use super::hub_tls::HubTlsClient;
 use super::NatMsg;
 use crate::dataplane::inbound::{handle_batch, RxBatch};
 use crate::dataplane::relay::TcpSink;
@@ -19,7 +20,7 @@ use ractor::ActorRef;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long a connection attempt may take. A hub is tens of milliseconds away; a SYN that
 /// gets no answer in 5 s is a firewall dropping it.
@@ -48,11 +49,13 @@ pub struct TcpLink {
 }
 
 impl TcpLink {
-    /// Connects to the hub `hub` (the actor's index) at `addr`; events come back to `me`
-    /// tagged with `generation`, so those of a replaced connection are recognised as stale.
-    /// Relay frames read go into `dp`'s receive path.
+    /// Connects to the hub `hub` (the actor's index) at `addr`, or over TLS to its TLS port
+    /// with `tls`; events come back to `me` tagged with `generation`, so those of a replaced
+    /// connection are recognised as stale. Relay frames read go into `dp`'s receive path
+    /// (from `addr`, the hub's UDP address, which is how the data plane knows the hub).
     pub fn open(
         addr: SocketAddr,
+        tls: Option<Result<HubTlsClient, String>>,
         hub: usize,
         generation: u64,
         fwmark: Option<u32>,
@@ -69,7 +72,7 @@ impl TcpLink {
         };
         let queue = sink.clone();
         let task = tokio::spawn(async move {
-            let why = run(addr, fwmark, &queue, &dp, &report).await;
+            let why = run(addr, tls, fwmark, &queue, &dp, &report).await;
             report(TcpEvent::Down(why));
         });
         TcpLink { sink, task }
@@ -96,6 +99,7 @@ impl Drop for TcpLink {
 /// Runs one connection until it ends; returns why it ended.
 async fn run(
     addr: SocketAddr,
+    tls: Option<Result<HubTlsClient, String>>,
     fwmark: Option<u32>,
     sink: &TcpSink,
     dp: &DataPlane,
@@ -115,27 +119,66 @@ async fn run(
             return format!("tcp fwmark {mark}: {e}");
         }
     }
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr)).await {
+    let tls = match tls {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => return format!("tls: {e}"),
+        None => None,
+    };
+    let to = match &tls {
+        Some(t) => SocketAddr::new(addr.ip(), t.port),
+        None => addr,
+    };
+    let proto = if tls.is_some() { "tls" } else { "tcp" };
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(to)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return format!("tcp connect: {e}"),
-        Err(_) => return format!("tcp connect: no answer in {CONNECT_TIMEOUT:?}"),
+        Ok(Err(e)) => return format!("{proto} connect to {to}: {e}"),
+        Err(_) => return format!("{proto} connect to {to}: no answer in {CONNECT_TIMEOUT:?}"),
     };
     // Control frames are small and latency matters; relay frames are batched by the queue.
     let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        report(TcpEvent::Up);
+        let (r, w) = stream.into_split();
+        return serve(r, w, addr, sink, dp, report).await;
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(tls.name, stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return format!("tls handshake with {to}: {e}"),
+            Err(_) => return format!("tls handshake with {to}: no answer in {CONNECT_TIMEOUT:?}"),
+        };
     report(TcpEvent::Up);
-    let (r, w) = stream.into_split();
+    let (r, w) = tokio::io::split(stream);
+    serve(r, w, addr, sink, dp, report).await
+}
+
+/// Writes and reads until either side ends; returns why.
+async fn serve(
+    r: impl AsyncRead + Unpin,
+    w: impl AsyncWrite + Unpin,
+    hub: SocketAddr,
+    sink: &TcpSink,
+    dp: &DataPlane,
+    report: &(impl Fn(TcpEvent) + Send + Sync),
+) -> String {
     tokio::select! {
         why = write_loop(w, sink) => why,
-        why = read_loop(r, addr, dp, report) => why,
+        why = read_loop(r, hub, dp, report) => why,
     }
 }
 
 /// Writes whatever is queued, a whole queue per write.
-async fn write_loop(mut w: impl AsyncWriteExt + Unpin, sink: &TcpSink) -> String {
+async fn write_loop(mut w: impl AsyncWrite + Unpin, sink: &TcpSink) -> String {
     let mut pending = Vec::new();
     loop {
         sink.take(&mut pending).await;
-        match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&pending)).await {
+        let write = async {
+            w.write_all(&pending).await?;
+            // TLS buffers records until flushed.
+            w.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => pending.clear(),
             Ok(Err(e)) => return format!("tcp write: {e}"),
             Err(_) => return format!("tcp write: no progress in {WRITE_TIMEOUT:?}"),
@@ -146,7 +189,7 @@ async fn write_loop(mut w: impl AsyncWriteExt + Unpin, sink: &TcpSink) -> String
 /// Reads frames: control frames to the actor, relay frames into the receive path, every
 /// complete frame of a read handled before the next read.
 async fn read_loop(
-    mut r: impl AsyncReadExt + Unpin,
+    mut r: impl AsyncRead + Unpin,
     hub: SocketAddr,
     dp: &DataPlane,
     report: &(impl Fn(TcpEvent) + Send + Sync),

@@ -11,6 +11,7 @@
 //! actor alone: WireGuard sessions and their endpoints are untouched.
 
 mod hub_tcp;
+pub mod hub_tls;
 mod link_watch;
 mod local;
 mod paths;
@@ -108,6 +109,8 @@ struct Server {
     tcp_up: bool,
     /// The TCP queue the data plane was last given for this hub's relay frames.
     relay_sink: Option<Arc<crate::dataplane::relay::TcpSink>>,
+    /// With `tls` configured: the TCP fallback goes over TLS to this (or failed to set up).
+    tls: Option<Result<hub_tls::HubTlsClient, String>>,
 }
 
 impl Server {
@@ -175,8 +178,13 @@ impl Actor for NatActor {
         args: NatArgs,
     ) -> Result<NatState, ActorProcessingErr> {
         let mut servers: Vec<Server> = Vec::new();
-        let mut add = |endpoint: &Endpoint, hub_key: Option<[u8; 32]>| {
+        let mut add = |endpoint: &Endpoint,
+                       hub_key: Option<[u8; 32]>,
+                       tls: Option<&crate::config::HubTls>| {
             if !servers.iter().any(|s| &s.endpoint == endpoint) {
+                // The CA file was read when the configuration was checked; should it have
+                // gone since, the hub is reported failed over TLS with the reason.
+                let tls = tls.map(hub_tls::HubTlsClient::new);
                 servers.push(Server {
                     label: endpoint.to_string(),
                     endpoint: endpoint.clone(),
@@ -192,14 +200,15 @@ impl Actor for NatActor {
                     tcp_error: None,
                     tcp_up: false,
                     relay_sink: None,
+                    tls,
                 });
             }
         };
         for h in &args.config.hubs {
-            add(&h.address, Some(*h.public_key.as_bytes()));
+            add(&h.address, Some(*h.public_key.as_bytes()), h.tls.as_ref());
         }
         for s in &args.config.stun_servers {
-            add(s, None);
+            add(s, None, None);
         }
         // The queue opens before anything is sent, so no answer is missed.
         let mut rx = args.daemon.dp.nat.open();
@@ -478,6 +487,7 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             s.transport.connecting();
             s.tcp = Some(TcpLink::open(
                 addr,
+                s.tls.clone(),
                 i,
                 s.tcp_generation,
                 fwmark,
@@ -844,6 +854,7 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
                 address: s.label.clone(),
                 state: state.into(),
                 transport: s.transport.current().as_str().into(),
+                tls: s.tls.is_some() && s.transport.current() == Transport::Tcp,
                 rtt_ms: s
                     .client
                     .as_ref()
