@@ -313,7 +313,11 @@ impl Paths {
                 path.endpoint = udp.relay.addr(hub);
                 path.relay_transport = Some(udp.relay.transport(hub));
                 path.next_direct_attempt = Some(entry.pm.next_round());
-                if path.why_not_direct.is_none() {
+                if path.relay_transport == Some("tcp") {
+                    // We reach the hub over TCP because our UDP goes unanswered, and no
+                    // probe got through either: our network blocks UDP.
+                    path.why_not_direct = Some("udp_blocked");
+                } else if path.why_not_direct.is_none() {
                     path.why_not_direct = entry.pm.why_not_direct().map(why_name);
                 }
             }
