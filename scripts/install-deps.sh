@@ -22,6 +22,7 @@ PACKAGES=(
     jq
     ethtool
     ca-certificates
+    openssl
     coturn
     conntrack
     redis-server

@@ -220,6 +220,9 @@ fn hub_line(hub: &protocol::rpc::HubInfo) -> String {
         clean(&hub.state),
         clean(&hub.transport)
     );
+    if hub.tls {
+        s.push_str(" (tls)");
+    }
     if let Some(rtt) = hub.rtt_ms {
         let _ = write!(s, ", rtt {rtt:.1} ms");
     }
@@ -599,6 +602,7 @@ mod tests {
                         address: "hub.example.net:3478".into(),
                         state: "connected".into(),
                         transport: "udp".into(),
+                        tls: false,
                         rtt_ms: Some(12.25),
                         error: None,
                     }],

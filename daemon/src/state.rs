@@ -75,7 +75,7 @@ impl Daemon {
             info.why_not_direct = p.why_not_direct.map(str::to_string);
             if p.kind == "relay" {
                 info.relay = info.path_endpoint.clone();
-                info.relay_transport = Some("udp".into());
+                info.relay_transport = p.relay_transport.map(str::to_string);
                 info.why_relayed = info.why_not_direct.clone();
                 info.next_direct_attempt = p.next_direct_attempt.map(|t| {
                     let s = t.saturating_duration_since(std::time::Instant::now());

@@ -108,6 +108,8 @@ pub struct PeerPath {
     pub why_not_direct: Option<&'static str>,
     /// For a relayed peer: when probing next tries a direct path.
     pub next_direct_attempt: Option<std::time::Instant>,
+    /// For a relayed peer: how its hub is reached, `udp` or `tcp`.
+    pub relay_transport: Option<&'static str>,
 }
 
 /// Shared between the supervisor, the control server and the actors.

@@ -140,7 +140,11 @@ impl Hubd {
 
     /// Waits (a few seconds at most) for counter `name` to reach `want`.
     fn wait_counter(&self, name: &str, want: u64) {
-        let deadline = Instant::now() + ANSWER;
+        self.wait_counter_for(name, want, ANSWER);
+    }
+
+    fn wait_counter_for(&self, name: &str, want: u64, within: Duration) {
+        let deadline = Instant::now() + within;
         while self.counter(name) < want {
             assert!(Instant::now() < deadline, "{name} stayed below {want}");
             std::thread::sleep(Duration::from_millis(20));
@@ -870,4 +874,46 @@ fn a_relay_flood_is_held_to_its_budget_and_others_keep_theirs() {
         c.send(&f2);
         assert_eq!(d.recv(ANSWER).expect("the other pair still relays"), f2);
     }
+}
+
+#[test]
+fn relay_bridges_udp_and_tcp_ends_and_a_client_that_stops_reading_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start(dir.path(), &[1, 2]);
+    // a over UDP, b over TCP (its UDP blocked): the relay is the only way between them.
+    let (mut a, mut b) = (Link::udp(hub.addr), Link::tcp(hub.addr));
+    for (link, k) in [(&mut a, 1), (&mut b, 2)] {
+        let observed = link.stun(hub.addr);
+        link.register(k, observed, &[]).expect("registered");
+    }
+    b.send_msg(&Message::RelayOpen { peer: public(1) });
+    let channel = match Message::parse(&b.recv(ANSWER).unwrap()).unwrap() {
+        Message::RelayReady { channel, .. } => channel,
+        other => panic!("expected RelayReady, got {other:?}"),
+    };
+    a.recv(ANSWER).expect("RelayReady to the UDP end");
+    let to_b = relay_frame(channel, &wireguard_transport(1452, 0xAB));
+    a.send(&to_b);
+    assert_eq!(b.recv(ANSWER).expect("UDP -> TCP"), to_b);
+    let to_a = relay_frame(channel, &wireguard_transport(148, 0xCD));
+    b.send(&to_a);
+    assert_eq!(a.recv(ANSWER).expect("TCP -> UDP"), to_a);
+
+    // b stops reading while a keeps sending (bounded: 40,000 frames, 58 MB, far more than
+    // both TCP buffers and the hub's 256 KiB queue hold): the hub drops the oldest frames,
+    // keeps its memory, and closes b's connection once writes stall for 10 s.
+    let rss_before = hub.rss_kib();
+    let t0 = Instant::now();
+    for i in 0..40_000u32 {
+        a.send(&to_b);
+        if i % 1000 == 0 && t0.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    hub.wait_counter("drop_tcp_queue", 1);
+    hub.wait_counter_for("tcp_write_timeout", 1, Duration::from_secs(20));
+    let grown = hub.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "hub RSS grew by {grown} KiB");
+    // a is unharmed: the hub still answers it.
+    assert_eq!(a.stun(hub.addr), a.local());
 }

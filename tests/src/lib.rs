@@ -64,6 +64,7 @@ mod netns;
 pub mod pattern;
 mod process;
 pub mod rpc;
+pub mod tls;
 mod traffic;
 pub mod vpnd;
 mod wg;

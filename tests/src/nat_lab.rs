@@ -673,6 +673,28 @@ impl<'g> NatLab<'g> {
     /// # Panics
     /// If the files cannot be written or vpnhub does not listen within 10 s.
     pub fn start_hub_with(&mut self, ip: Ipv4Addr, store: &str) -> LabHub {
+        self.start_hub_configured(ip, store, "")
+    }
+
+    /// [`NatLab::start_hub`] serving its TCP service over TLS too, on [`HUB_IP`]:`tls_port`
+    /// with a certificate for [`HUB_IP`] signed by a new CA (returned; vpnd trusts it with
+    /// `hubs[].tls.ca_file`).
+    ///
+    /// # Panics
+    /// As [`NatLab::start_hub_with`], or if openssl fails.
+    pub fn start_tls_hub(&mut self, tls_port: u16) -> (LabHub, crate::tls::TestPki) {
+        let pki = crate::tls::make_pki(self.dir.path(), &HUB_IP.to_string());
+        let relay = format!(
+            "relay:\n  tls:\n    listen: \"{HUB_IP}:{tls_port}\"\n    cert_file: \"{}\"\n    key_file: \"{}\"\n",
+            pki.cert.display(),
+            pki.key.display()
+        );
+        let hub = self.start_hub_configured(HUB_IP, "memory", &relay);
+        (hub, pki)
+    }
+
+    /// [`NatLab::start_hub_with`] with `extra` appended to its configuration.
+    fn start_hub_configured(&mut self, ip: Ipv4Addr, store: &str, extra: &str) -> LabHub {
         use std::os::unix::fs::PermissionsExt;
         let slot = self.hubs.len();
         let keys = crate::WgKeys::generate();
@@ -683,7 +705,7 @@ impl<'g> NatLab<'g> {
         std::fs::write(
             &config,
             format!(
-                "private_key_file: \"{}\"\nlisten: [\"{address}\"]\nadmission:\n  allow_any: true\nstore: \"{store}\"\n",
+                "private_key_file: \"{}\"\nlisten: [\"{address}\"]\nadmission:\n  allow_any: true\nstore: \"{store}\"\n{extra}",
                 key_file.display()
             ),
         )

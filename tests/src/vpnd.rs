@@ -138,6 +138,8 @@ pub struct VpndConfig {
     pub stun_servers: Vec<String>,
     /// `hubs`: (address, public key).
     pub hubs: Vec<(String, String)>,
+    /// Every hub's `tls`: (port, CA file).
+    pub hub_tls: Option<(u16, PathBuf)>,
     /// `peers`.
     pub peers: Vec<PeerConfig>,
 }
@@ -158,8 +160,15 @@ impl VpndConfig {
             control_group: None,
             stun_servers: Vec::new(),
             hubs: Vec::new(),
+            hub_tls: None,
             peers: Vec::new(),
         }
+    }
+
+    /// Sets every hub's `tls` (`port`, `ca_file`).
+    pub fn hub_tls(mut self, port: u16, ca_file: &Path) -> VpndConfig {
+        self.hub_tls = Some((port, ca_file.to_owned()));
+        self
     }
 
     /// Sets `stun_servers`.
@@ -251,6 +260,10 @@ impl VpndConfig {
         for (address, key) in &self.hubs {
             let _ = writeln!(y, "  - address: {}", quote(address));
             let _ = writeln!(y, "    public_key: {}", quote(key));
+            if let Some((port, ca)) = &self.hub_tls {
+                let _ = writeln!(y, "    tls:\n      port: {port}");
+                let _ = writeln!(y, "      ca_file: {}", quote(&ca.to_string_lossy()));
+            }
         }
         if self.peers.is_empty() {
             y.push_str("peers: []\n");

@@ -2,8 +2,10 @@
 //! back to TCP when UDP is blocked"), on the shared NAT lab (`e2e::nat_lab`).
 //!
 //! * A host whose router drops all UDP: vpnd registers with the hub over TCP (`transport` =
-//!   `tcp`, `connected`) and signals through it: each side sees the other online (the reason
-//!   is `probes_unanswered`, not `peer_offline` or `hub_unreachable`); no UDP path can exist.
+//!   `tcp`, `connected`) and signals through it; no UDP path can exist, so the pair is
+//!   relayed by the hub (issue 11: "UDP blocked on one side: `relay` over TCP"): the blocked
+//!   side shows `path` = `relay` with `relay_transport` = `tcp`, the other side the same relay
+//!   over `udp`; pings and a TCP stream pass.
 //! * A host whose router drops UDP to the hub only: registration and signaling over TCP, the
 //!   candidates learnt from other STUN servers announced, and the pair punches a direct UDP
 //!   path and pings. When the block is lifted, vpnd goes back to UDP on its own and the
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use e2e::nat_lab::{Host, NatLab, NatType, Router, HUB_IP, STUN_PORT};
 use e2e::vpnd::{peer_in, PeerConfig, Vpnd, VpndConfig};
-use e2e::{ping_until, require_root_with, TestGuard, WgKeys};
+use e2e::{ping_until, require_root_with, tcp_transfer_timeout, TestGuard, WgKeys};
 use serde_json::Value;
 
 const PORT: u16 = 51820;
@@ -89,7 +91,7 @@ impl Pair {
 }
 
 #[test]
-fn udp_blocked_registers_and_signals_over_tcp() {
+fn udp_blocked_registers_signals_and_relays_over_tcp() {
     if !require_root_with(&["nft", "conntrack"]) {
         return;
     }
@@ -115,23 +117,53 @@ fn udp_blocked_registers_and_signals_over_tcp() {
         "{a:#}"
     );
 
-    // Signaling works: each side learns the other is online and probes; no UDP gets through.
+    // Signaling works and, since no UDP gets through, the hub relays: over TCP for A, over
+    // UDP for B.
     let kb = pair.kb.public.clone();
     let ka = pair.ka.public.clone();
-    let unanswered = |v: &Value, key: &str| {
+    let relayed = |v: &Value, key: &str, transport: &str, why: &str| {
         let p = peer_in(v, key);
-        p["path"] == "none" && p["why_not_direct"] == "probes_unanswered"
+        p["path"] == "relay" && p["relay_transport"] == transport && p["why_relayed"] == why
     };
-    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| unanswered(v, &kb));
-    assert!(ok, "A sees B online\n{}", pair.diagnostics());
-    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| unanswered(v, &ka));
-    assert!(ok, "B sees A online\n{}", pair.diagnostics());
+    let (ok, a) = wait_show(&pair.a, PUNCHED, |v| relayed(v, &kb, "tcp", "udp_blocked"));
+    assert!(ok, "A relays over TCP\n{}", pair.diagnostics());
+    // B cannot tell A's network blocks UDP: its probes go unanswered.
+    let (ok, _) = wait_show(&pair.b, PUNCHED, |v| {
+        relayed(v, &ka, "udp", "probes_unanswered")
+    });
+    assert!(ok, "B relays over UDP\n{}", pair.diagnostics());
+    let p = peer_in(&a, &kb);
+    assert_eq!(p["relay"], format!("{HUB_IP}:{STUN_PORT}"), "{p:#}");
+    assert!(p["next_direct_attempt"].as_f64().is_some(), "{p:#}");
+
+    assert!(
+        ping_until(ha.ns(), "10.82.0.2", Duration::from_secs(10)),
+        "A pings B through the TCP relay\n{}",
+        pair.diagnostics()
+    );
+    assert!(
+        ping_until(hb.ns(), "10.82.0.1", Duration::from_secs(10)),
+        "B pings A\n{}",
+        pair.diagnostics()
+    );
+    // A TCP stream inside the tunnel, through TCP to the hub on one side: it arrives intact.
+    let (sent, received) = tcp_transfer_timeout(
+        ha.ns(),
+        hb.ns(),
+        "10.82.0.2",
+        2 << 20,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        sent, received,
+        "the stream through the TCP relay arrives intact"
+    );
 
     let human = pair.a.vpnctl(["show"]).output().expect("vpnctl runs");
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
-        human.contains("tcp"),
-        "human show names the transport:\n{human}"
+        human.contains("relay via") && human.contains("(tcp, udp blocked"),
+        "human show names the relay and its transport:\n{human}"
     );
 }
 
@@ -241,4 +273,69 @@ fn hub_unreachable_on_both_transports_is_reported() {
         .as_str()
         .unwrap_or("");
     assert!(error.contains("tcp connect"), "the reason is named: {v:#}");
+}
+
+/// The TLS port of the hub in the TLS test: HTTPS's, as a restrictive firewall allows.
+const TLS_PORT: u16 = 443;
+
+#[test]
+fn only_https_out_relays_over_tls() {
+    if !require_root_with(&["nft", "conntrack", "openssl"]) {
+        return;
+    }
+    let guard = TestGuard::new("nat-tls");
+    let mut lab = NatLab::new(&guard);
+    // A's network: no UDP at all, and TCP to the hub's own port refused; 443 passes.
+    let ra = lab.router(NatType::UdpBlocked);
+    let rb = lab.router(NatType::EimEif);
+    block_udp_to_hub(&ra);
+    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
+    ra.ns().exec_ok([
+        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
+        &port, "reject", "with", "tcp", "reset",
+    ]);
+    let (ha, hb) = (lab.host(&ra), lab.host(&rb));
+    let (hub, pki) = lab.start_tls_hub(TLS_PORT);
+    let (ka, kb) = (WgKeys::generate(), WgKeys::generate());
+    let config = |me: &WgKeys, ip: &str, other: &WgKeys, other_ip: &str| {
+        VpndConfig::new("vpntls0", me)
+            .listen_port(PORT)
+            .addresses(&[&format!("{ip}/24")])
+            .hub(&hub.address, &hub.public_key)
+            .peer(PeerConfig::new(&other.public, &[&format!("{other_ip}/32")]))
+    };
+    let pair = Pair {
+        a: Vpnd::start(
+            ha.ns(),
+            &config(&ka, "10.82.0.1", &kb, "10.82.0.2").hub_tls(TLS_PORT, &pki.ca),
+        ),
+        b: Vpnd::start(hb.ns(), &config(&kb, "10.82.0.2", &ka, "10.82.0.1")),
+        ka,
+        kb,
+    };
+    let (ok, v) = wait_show(&pair.a, TCP_REGISTERED, |v| hub_is(v, "connected", "tcp"));
+    assert!(ok, "A registers over TLS\n{}", pair.diagnostics());
+    assert_eq!(v["interface"]["nat"]["hubs"][0]["tls"], true, "{v:#}");
+    let kb = pair.kb.public.clone();
+    let (ok, _) = wait_show(&pair.a, PUNCHED, |v| {
+        let p = peer_in(v, &kb);
+        p["path"] == "relay" && p["relay_transport"] == "tcp" && p["why_relayed"] == "udp_blocked"
+    });
+    assert!(ok, "A relays over TLS\n{}", pair.diagnostics());
+    assert!(
+        ping_until(ha.ns(), "10.82.0.2", Duration::from_secs(10)),
+        "A pings B through the relay over TLS\n{}",
+        pair.diagnostics()
+    );
+    let (sent, received) = tcp_transfer_timeout(
+        ha.ns(),
+        hb.ns(),
+        "10.82.0.2",
+        2 << 20,
+        Duration::from_secs(60),
+    );
+    assert_eq!(sent, received, "the stream through TLS arrives intact");
+    let human = pair.a.vpnctl(["show"]).output().expect("vpnctl runs");
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains("over tcp (tls)"), "{human}");
 }

@@ -32,7 +32,7 @@ mod write;
 pub use cidr::{Cidr, CidrError};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{ConfigError, Problem, ProblemKind};
-pub use nat::{HubConfig, NatConfig, MAX_HUBS, MAX_STUN_SERVERS};
+pub use nat::{HubConfig, HubTls, NatConfig, MAX_HUBS, MAX_STUN_SERVERS};
 
 use protocol::keys::{PresharedKey, PrivateKey, PublicKey};
 use std::fs::File;

@@ -9,6 +9,7 @@ use super::schema::{self, describe_kind};
 use config::{Value, ValueKind};
 use protocol::keys::PublicKey;
 use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// At most this many hubs: each is registered with and kept alive all the time, and a user
 /// who outgrows one hub runs several behind one Redis, not dozens per peer.
@@ -25,6 +26,22 @@ pub struct HubConfig {
     /// The hub's public key (`vpnctl pubkey` of its private key): registrations and signaling
     /// are bound to it.
     pub public_key: PublicKey,
+    /// Reach the hub over TLS (its `relay.tls`) when UDP to it is blocked, instead of plain
+    /// TCP on its UDP port.
+    pub tls: Option<HubTls>,
+}
+
+/// A hub's `tls`: where its TLS service is and how to check its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubTls {
+    /// The TLS port on the hub's address (e.g. 443).
+    pub port: u16,
+    /// The name the certificate must carry: `server_name`, or else the host (or IP) of the
+    /// hub's `address`.
+    pub server_name: String,
+    /// PEM file of the certificate authorities to trust (resolved against the
+    /// configuration's directory); `None`: the public web roots (Mozilla's list).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `hubs:` and `stun_servers:` as checked.
@@ -49,16 +66,27 @@ impl NatConfig {
 struct RawHub {
     address: Option<String>,
     public_key: Option<String>,
+    tls: Option<RawHubTls>,
+}
+
+/// A hub's `tls` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHubTls {
+    port: Option<i64>,
+    server_name: Option<String>,
+    ca_file: Option<String>,
 }
 
 /// Checks `hubs` and `stun_servers`, appending every problem.
 pub(super) fn check(
     hubs: Option<Value>,
     stun_servers: Option<Value>,
+    base_dir: &Path,
     problems: &mut Vec<Problem>,
 ) -> NatConfig {
     NatConfig {
-        hubs: check_hubs(hubs, problems),
+        hubs: check_hubs(hubs, base_dir, problems),
         stun_servers: check_stun_servers(stun_servers, problems),
     }
 }
@@ -96,7 +124,11 @@ fn endpoint(text: String, at: String, problems: &mut Vec<Problem>) -> Option<End
     }
 }
 
-fn check_hubs(value: Option<Value>, problems: &mut Vec<Problem>) -> Vec<HubConfig> {
+fn check_hubs(
+    value: Option<Value>,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<HubConfig> {
     const AT: &str = "hubs";
     let mut hubs: Vec<HubConfig> = Vec::new();
     for (i, value) in list(value, AT, MAX_HUBS, problems).into_iter().enumerate() {
@@ -131,6 +163,10 @@ fn check_hubs(value: Option<Value>, problems: &mut Vec<Problem>) -> Vec<HubConfi
                 None
             }
         };
+        let tls = match (raw.tls, &address) {
+            (Some(t), Some(a)) => check_tls(t, a, &path::field(&at, "tls"), base_dir, problems),
+            _ => None,
+        };
         if let (Some(address), Some(public_key)) = (address, public_key) {
             if let Some(first) = hubs.iter().position(|h| h.address == address) {
                 problems.push(Problem::new(
@@ -142,10 +178,77 @@ fn check_hubs(value: Option<Value>, problems: &mut Vec<Problem>) -> Vec<HubConfi
             hubs.push(HubConfig {
                 address,
                 public_key,
+                tls,
             });
         }
     }
     hubs
+}
+
+/// Checks a hub's `tls`: a port, and a CA file that holds certificates (read now, so a wrong
+/// path is a configuration error rather than a failed connection later).
+fn check_tls(
+    raw: RawHubTls,
+    address: &Endpoint,
+    at: &str,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<HubTls> {
+    let port = match raw.port {
+        None => {
+            problems.push(Problem::new(path::field(at, "port"), ProblemKind::Missing));
+            None
+        }
+        Some(p) => match u16::try_from(p).ok().filter(|p| *p != 0) {
+            Some(p) => Some(p),
+            None => {
+                problems.push(Problem::new(
+                    path::field(at, "port"),
+                    ProblemKind::Invalid(format!(
+                        "{p} is not a port from 1 to 65535 (the hub's relay.tls.listen port, e.g. 443)"
+                    )),
+                ));
+                None
+            }
+        },
+    };
+    let server_name = match raw.server_name {
+        Some(n) => {
+            if rustls_pki_types::ServerName::try_from(n.as_str()).is_err() {
+                problems.push(Problem::new(
+                    path::field(at, "server_name"),
+                    ProblemKind::Invalid(format!(
+                        "`{n}` is not a DNS name or IP address (the name on the hub's certificate)"
+                    )),
+                ));
+                return None;
+            }
+            n
+        }
+        None => match address {
+            Endpoint::Addr(a) => a.ip().to_string(),
+            Endpoint::Host { host, .. } => host.clone(),
+        },
+    };
+    let ca_file = match raw.ca_file {
+        None => None,
+        Some(f) => {
+            let file = base_dir.join(f);
+            if let Err(e) = crate::actors::nat::hub_tls::read_roots(&file) {
+                problems.push(Problem::new(
+                    path::field(at, "ca_file"),
+                    ProblemKind::Invalid(e),
+                ));
+                return None;
+            }
+            Some(file)
+        }
+    };
+    Some(HubTls {
+        port: port?,
+        server_name,
+        ca_file,
+    })
 }
 
 fn check_stun_servers(value: Option<Value>, problems: &mut Vec<Problem>) -> Vec<Endpoint> {

@@ -1019,6 +1019,71 @@ fn hostile_inputs_give_errors_not_panics() {
 }
 
 #[test]
+fn a_hubs_tls_names_its_port_and_ca_file_and_the_server_name_defaults_to_the_host() {
+    let hub = protocol::keys::PrivateKey::from_bytes([9; 32])
+        .public_key()
+        .to_base64();
+    let dir = tempfile::tempdir().unwrap();
+    // A CA file is read when the configuration is checked: it must hold certificates. This
+    // one is a made-up DER body; only the PEM framing is checked here.
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "nothing here\n").unwrap();
+    let c = parse_in(
+        &with_interface(&format!(
+            "hubs:\n  - address: hub.example.net:3478\n    public_key: {hub}\n    tls:\n      port: 443\n      ca_file: ca.pem\n  - address: 192.0.2.7:3478\n    public_key: {hub}\n    tls: {{port: 8443}}\n"
+        )),
+        dir.path(),
+    )
+    .unwrap();
+    let tls = c.nat.hubs[0].tls.as_ref().unwrap();
+    assert_eq!(tls.port, 443);
+    assert_eq!(tls.server_name, "hub.example.net");
+    assert_eq!(
+        tls.ca_file.as_deref(),
+        Some(dir.path().join("ca.pem").as_path())
+    );
+    let tls = c.nat.hubs[1].tls.as_ref().unwrap();
+    assert_eq!((tls.port, tls.server_name.as_str()), (8443, "192.0.2.7"));
+    assert_eq!(tls.ca_file, None, "the public roots");
+
+    let text = parse_in(
+        &with_interface(&format!(
+            "hubs:\n  - address: a.example:1\n    public_key: {hub}\n    tls: {{port: 0, ca_file: empty.pem}}\n  - address: b.example:1\n    public_key: {hub}\n    tls: {{port: 443, ca_file: missing.pem, sni: x}}\n  - address: c.example:1\n    public_key: {hub}\n    tls: {{ca_file: ca.pem}}\n"
+        )),
+        dir.path(),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "hubs[0].tls.port: ",
+        "0 is not a port from 1 to 65535",
+        "hubs[1].tls: unknown field `sni`",
+        "hubs[2].tls.port: missing",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let text = parse_in(
+        &with_interface(&format!(
+            "hubs:\n  - address: a.example:1\n    public_key: {hub}\n    tls: {{port: 443, ca_file: empty.pem}}\n  - address: b.example:1\n    public_key: {hub}\n    tls: {{port: 443, ca_file: missing.pem}}\n"
+        )),
+        dir.path(),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "hubs[0].tls.ca_file: ",
+        "holds no certificate",
+        "hubs[1].tls.ca_file: cannot read",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn hubs_and_stun_servers_are_checked() {
     let hub = protocol::keys::PrivateKey::from_bytes([9; 32])
         .public_key()

@@ -49,7 +49,7 @@ pub(super) fn check(
         .and_then(|i| i.private_key.as_ref())
         .map(|(k, _)| k.public_key());
     let peers = c.peers(raw.peers, own_key);
-    let nat = super::nat::check(raw.hubs, raw.stun_servers, c.problems);
+    let nat = super::nat::check(raw.hubs, raw.stun_servers, c.base_dir, c.problems);
 
     if !c.problems.is_empty() {
         return None;

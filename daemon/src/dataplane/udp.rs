@@ -1,5 +1,6 @@
 //! The outer UDP sockets: IPv4 and IPv6 on the same port.
 
+use super::relay::Relayed;
 use protocol::hub::relay::MAX_RELAY_FRAME;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
@@ -275,8 +276,9 @@ impl UdpSockets {
         let mut frame = [0u8; MAX_RELAY_FRAME];
         let (buf, dst) = match self.relay.frame(&dst, buf, &mut frame) {
             None => (buf, normalize(dst)),
-            Some(Some(relayed)) => relayed,
-            Some(None) => return false,
+            Some(Relayed::Udp(frame, hub)) => (frame, hub),
+            Some(Relayed::Queued) => return true,
+            Some(Relayed::Failed) => return false,
         };
         match self.socket_for(&dst) {
             Some(s) => s.try_send_to(buf, dst).is_ok(),
@@ -285,13 +287,14 @@ impl UdpSockets {
     }
 
     /// Sends, waiting for socket buffer space. A datagram to a relay stand-in goes to its
-    /// hub with the relay header.
+    /// hub with the relay header (over UDP, or queued on the hub's TCP connection).
     pub async fn send(&self, buf: &[u8], dst: SocketAddr) -> io::Result<()> {
         let mut frame = [0u8; MAX_RELAY_FRAME];
         let (buf, dst) = match self.relay.frame(&dst, buf, &mut frame) {
             None => (buf, normalize(dst)),
-            Some(Some(relayed)) => relayed,
-            Some(None) => {
+            Some(Relayed::Udp(frame, hub)) => (frame, hub),
+            Some(Relayed::Queued) => return Ok(()),
+            Some(Relayed::Failed) => {
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "relay channel unavailable",

@@ -75,13 +75,27 @@ pub enum Store {
 }
 
 /// The relay (`relay:`; docs/hub.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
     /// Whether peers may relay WireGuard through this hub (default true: about one pair of
     /// NATs in five cannot be punched, and admission already says who may use the hub).
     pub enabled: bool,
     /// Sustained relay rate per client, in Mbit/s (default 1,000).
     pub rate_mbit: u32,
+    /// The hub's TCP service (registration, signaling and relay) also over TLS, for networks
+    /// that let only HTTPS out.
+    pub tls: Option<RelayTls>,
+}
+
+/// `relay.tls`: where to serve TLS and with which certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTls {
+    /// The TLS listen address (TCP), e.g. `0.0.0.0:443`.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, resolved against the configuration's directory.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate, resolved the same way.
+    pub key_file: PathBuf,
 }
 
 impl Default for RelayConfig {
@@ -89,6 +103,7 @@ impl Default for RelayConfig {
         RelayConfig {
             enabled: true,
             rate_mbit: 1000,
+            tls: None,
         }
     }
 }

@@ -58,14 +58,17 @@ fn relay_settings_are_checked() {
         c.relay,
         RelayConfig {
             enabled: false,
-            rate_mbit: 50
+            rate_mbit: 50,
+            tls: None,
         }
     );
     let e = errors(&format!(
-        "{base}relay:\n  enabled: yes please\n  rate_mbit: 0\n  tls: {{}}\n"
+        "{base}relay:\n  enabled: yes please\n  rate_mbit: 0\n  tls: {{}}\n  tcp: 1\n"
     ));
     for want in [
-        "hub.yaml: relay.tls: unknown field; expected one of: enabled, rate_mbit",
+        "hub.yaml: relay.tcp: unknown field; expected one of: enabled, rate_mbit, tls",
+        "hub.yaml: relay.tls.listen: missing",
+        "hub.yaml: relay.tls.cert_file: missing",
         "hub.yaml: relay.enabled: expected true or false, found a string",
         "hub.yaml: relay.rate_mbit: must be from 1 to 100000 (Mbit/s per client)",
     ] {
@@ -73,9 +76,87 @@ fn relay_settings_are_checked() {
     }
     let e = errors(&format!("{base}relay: on\n"));
     assert!(
-        e.contains("hub.yaml: relay: expected a map (enabled, rate_mbit)"),
+        e.contains("hub.yaml: relay: expected a map (enabled, rate_mbit, tls)"),
         "{e}"
     );
+}
+
+/// A self-signed certificate and its key (PEM) for 127.0.0.1, made with the openssl CLI;
+/// `None` (the test says it is skipped) where openssl is missing.
+fn self_signed(dir: &Path) -> Option<()> {
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=vpnhub test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("hub.key.pem"))
+        .arg("-out")
+        .arg(dir.join("hub.crt.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: the openssl CLI is missing (scripts/install-deps.sh installs it)");
+    }
+    ok.then_some(())
+}
+
+#[test]
+fn relay_tls_loads_a_certificate_and_names_the_file_that_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    if self_signed(dir.path()).is_none() {
+        return;
+    }
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let parse_in = |tls: &str| {
+        parse_str(
+            &format!(
+                "private_key: {HUB_KEY}\nlisten: [\"0.0.0.0:3478\"]\nadmission:\n  allow_any: true\nrelay:\n  tls:\n{tls}"
+            ),
+            Format::Yaml,
+            "hub.yaml",
+            dir.path(),
+        )
+    };
+    let c = parse_in(
+        "    listen: \"0.0.0.0:443\"\n    cert_file: hub.crt.pem\n    key_file: hub.key.pem\n",
+    )
+    .unwrap();
+    let tls = c.relay.tls.expect("tls");
+    assert_eq!(tls.listen, "0.0.0.0:443".parse().unwrap());
+    assert_eq!(
+        tls.cert_file,
+        dir.path().join("hub.crt.pem"),
+        "relative to the config"
+    );
+    for (tls, want) in [
+        (
+            "    listen: \"hub.example:443\"\n    cert_file: hub.crt.pem\n    key_file: hub.key.pem\n",
+            "hub.yaml: relay.tls.listen: `hub.example:443` is not IP:PORT",
+        ),
+        (
+            "    listen: \"0.0.0.0:443\"\n    cert_file: junk.pem\n    key_file: hub.key.pem\n",
+            "hub.yaml: relay.tls.cert_file: ",
+        ),
+        (
+            "    listen: \"0.0.0.0:443\"\n    cert_file: hub.crt.pem\n    key_file: missing.pem\n",
+            "hub.yaml: relay.tls.key_file: ",
+        ),
+        (
+            "    listen: \"0.0.0.0:443\"\n    cert_file: hub.crt.pem\n    key_file: hub.crt.pem\n",
+            "hub.yaml: relay.tls.key_file: ",
+        ),
+    ] {
+        let e = parse_in(tls).unwrap_err().to_string();
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use protocol::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::error::Problem;
-use super::{AdmissionConfig, HubConfig, RelayConfig, Store};
+use super::{AdmissionConfig, HubConfig, RelayConfig, RelayTls, Store};
 
 const TOP_FIELDS: &[&str] = &[
     "private_key_file",
@@ -23,7 +23,8 @@ const TOP_FIELDS: &[&str] = &[
     "relay",
 ];
 const ADMISSION_FIELDS: &[&str] = &["allow", "allow_any"];
-const RELAY_FIELDS: &[&str] = &["enabled", "rate_mbit"];
+const RELAY_FIELDS: &[&str] = &["enabled", "rate_mbit", "tls"];
+const TLS_FIELDS: &[&str] = &["listen", "cert_file", "key_file"];
 /// `relay.rate_mbit` bounds: at least 1 Mbit/s (a relay slower than that is no use), at most
 /// 100 Gbit/s (beyond any link a hub has; a typo, not a setting).
 const RATE_MBIT: std::ops::RangeInclusive<u64> = 1..=100_000;
@@ -117,7 +118,7 @@ pub(super) fn check(
         warnings,
     );
     let store = store(take(&mut root, "store"), problems);
-    let relay = relay(take(&mut root, "relay"), problems);
+    let relay = relay(take(&mut root, "relay"), base_dir, problems);
     let ((private_key, private_key_file), listen, admission, store, relay) =
         (key?, listen?, admission?, store?, relay?);
     Some(HubConfig {
@@ -132,7 +133,7 @@ pub(super) fn check(
     })
 }
 
-fn relay(v: Option<Value>, problems: &mut Vec<Problem>) -> Option<RelayConfig> {
+fn relay(v: Option<Value>, base_dir: &Path, problems: &mut Vec<Problem>) -> Option<RelayConfig> {
     let mut out = RelayConfig::default();
     let Some(v) = v else {
         return Some(out);
@@ -140,7 +141,7 @@ fn relay(v: Option<Value>, problems: &mut Vec<Problem>) -> Option<RelayConfig> {
     let mut map = match v.kind {
         ValueKind::Table(t) => t,
         _ => {
-            wrong("relay", "a map (enabled, rate_mbit)", &v, problems);
+            wrong("relay", "a map (enabled, rate_mbit, tls)", &v, problems);
             return None;
         }
     };
@@ -173,7 +174,70 @@ fn relay(v: Option<Value>, problems: &mut Vec<Problem>) -> Option<RelayConfig> {
             )),
         }
     }
+    if let Some(v) = take(&mut map, "tls") {
+        out.tls = tls(v, base_dir, problems);
+    }
     (problems.len() == before).then_some(out)
+}
+
+/// `relay.tls`: the listen address and a certificate and key that rustls accepts.
+fn tls(v: Value, base_dir: &Path, problems: &mut Vec<Problem>) -> Option<RelayTls> {
+    let mut map = match v.kind {
+        ValueKind::Table(t) => t,
+        _ => {
+            wrong(
+                "relay.tls",
+                "a map (listen, cert_file, key_file)",
+                &v,
+                problems,
+            );
+            return None;
+        }
+    };
+    unknown_fields(&map, "relay.tls", TLS_FIELDS, problems);
+    let listen = match take(&mut map, "listen") {
+        None => {
+            problems.push(Problem::new(
+                "relay.tls.listen",
+                "missing: the address to serve TLS on, e.g. listen: \"0.0.0.0:443\"",
+            ));
+            None
+        }
+        Some(v) => string(v, "relay.tls.listen", problems).and_then(|s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| {
+                    problems.push(Problem::new(
+                        "relay.tls.listen",
+                        format!("`{s}` is not IP:PORT; write e.g. 0.0.0.0:443 or [::]:443"),
+                    ))
+                })
+                .ok()
+        }),
+    };
+    let mut file = |name: &str| match take(&mut map, name) {
+        None => {
+            problems.push(Problem::new(
+                format!("relay.tls.{name}"),
+                "missing: a PEM file (relative to the configuration's directory)",
+            ));
+            None
+        }
+        Some(v) => string(v, &format!("relay.tls.{name}"), problems).map(|s| base_dir.join(s)),
+    };
+    let cert_file = file("cert_file");
+    let key_file = file("key_file");
+    let (listen, cert_file, key_file) = (listen?, cert_file?, key_file?);
+    if let Err(e) = crate::tls::server_config(&cert_file, &key_file) {
+        let s = e.to_string();
+        let (field, msg) = s.split_once(": ").unwrap_or(("relay.tls", s.as_str()));
+        problems.push(Problem::new(field, msg.to_string()));
+        return None;
+    }
+    Some(RelayTls {
+        listen,
+        cert_file,
+        key_file,
+    })
 }
 
 fn private_key(

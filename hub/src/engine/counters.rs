@@ -79,8 +79,9 @@ counters! {
     tcp_refused,
     /// TCP connections closed for a bad frame length or idleness.
     tcp_closed_bad,
-    /// Replies or forwards dropped because a TCP peer's send queue was full.
-    tcp_queue_full,
+    /// TCP connections closed because a write made no progress for 10 s (the client does
+    /// not read).
+    tcp_write_timeout,
     /// `Unregistered` answers to a Lookup, Signal, RelayOpen or relay frame from a source
     /// without a registration (the peer registers again).
     unregistered_sent,
@@ -90,8 +91,6 @@ counters! {
     relay_to_offline,
     /// Dropped: a RelayOpen while the relay is switched off (`relay.enabled: false`).
     drop_relay_off,
-    /// Dropped: a RelayOpen where an end is registered over TCP (the relay is UDP only).
-    drop_relay_tcp,
     /// Relay channels open now (a gauge, not a count).
     relay_channels,
 }

@@ -576,13 +576,6 @@ impl Hub {
             self.counters.drop_malformed += 1;
             return;
         }
-        // Frames are relayed over UDP only: an end registered over TCP could neither send
-        // nor receive them.
-        if matches!(from.transport, Transport::Tcp(_)) || matches!(to.transport, Transport::Tcp(_))
-        {
-            self.counters.drop_relay_tcp += 1;
-            return;
-        }
         let Some(channel) = self.channels.as_mut().and_then(|c| c.open(sender, peer)) else {
             self.counters.drop_table_full += 1;
             return;

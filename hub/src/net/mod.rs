@@ -11,7 +11,6 @@ mod store;
 mod tcp;
 mod udp;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -47,7 +46,7 @@ pub enum RunError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// `udp`, `tcp` or `stats`.
+        /// `udp`, `tcp`, `tls` or `stats`.
         proto: &'static str,
         /// The OS error.
         error: std::io::Error,
@@ -55,6 +54,9 @@ pub enum RunError {
     /// The OS gave no randomness for the challenge secret.
     #[error("no OS randomness for the challenge secret: {0}")]
     Random(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -64,8 +66,8 @@ pub enum RunError {
 pub(crate) struct Shared {
     pub hub: Mutex<Hub>,
     pub udp: Vec<Arc<UdpSocket>>,
-    /// Send queues of open TCP connections, by connection id.
-    pub tcp: Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
+    /// Open TCP (and TLS) connections, by connection id.
+    pub tcp: tcp::Conns,
     pub next_conn: AtomicU64,
     /// The shared store's queue (`store: redis://…`), `None` with `store: memory`.
     pub store: Option<mpsc::Sender<StoreOp>>,
@@ -105,8 +107,8 @@ impl Shared {
         out
     }
 
-    /// Sends replies: UDP directly, TCP through the connection's queue (dropped and counted if
-    /// the queue is full: a peer that does not read must not make the hub buffer).
+    /// Sends replies: UDP directly, TCP through the connection's queue (which drops its oldest
+    /// frames, counted, when full: a peer that does not read must not make the hub buffer).
     pub async fn dispatch(&self, replies: Vec<Reply>) {
         for r in replies {
             match r.to.transport {
@@ -118,15 +120,7 @@ impl Shared {
                     }
                 }
                 Transport::Tcp(id) => {
-                    let Some(frame) = protocol::hub::frame::encode(&r.payload) else {
-                        continue;
-                    };
-                    let q = self.tcp.lock().get(&id).cloned();
-                    if let Some(q) = q {
-                        if q.try_send(frame).is_err() {
-                            self.hub.lock().counters_mut().tcp_queue_full += 1;
-                        }
-                    }
+                    self.tcp_push(id, &r.payload);
                 }
             }
         }
@@ -222,6 +216,22 @@ pub async fn run(
         udp.push(Arc::new(u));
         tcp.push(t);
     }
+    let tls = match &config.relay.tls {
+        Some(t) => {
+            let server = crate::tls::server_config(&t.cert_file, &t.key_file)?;
+            let l = TcpListener::bind(t.listen)
+                .await
+                .map_err(|error| RunError::Bind {
+                    addr: t.listen,
+                    proto: "tls",
+                    error,
+                })?;
+            let bound = l.local_addr().unwrap_or(t.listen);
+            tracing::info!("listening on {bound} (tls)");
+            Some((l, tokio_rustls::TlsAcceptor::from(server)))
+        }
+        None => None,
+    };
     let stats_listener = match opts.stats_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr)
@@ -255,7 +265,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         hub: Mutex::new(hub),
         udp: udp.clone(),
-        tcp: Mutex::new(HashMap::new()),
+        tcp: Default::default(),
         next_conn: AtomicU64::new(1),
         store: store_tx,
         store_connected: AtomicBool::new(false),
@@ -275,6 +285,9 @@ pub async fn run(
     }
     for l in tcp {
         tasks.spawn(tcp::accept(shared.clone(), l));
+    }
+    if let Some((l, acceptor)) = tls {
+        tasks.spawn(tcp::accept_tls(shared.clone(), l, acceptor));
     }
     if let Some(l) = stats_listener {
         tasks.spawn(stats::serve(shared.clone(), l));

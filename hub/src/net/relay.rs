@@ -47,9 +47,11 @@ relay_counters! {
     drop_relay_not_end,
     /// Dropped relay frames: over the sender's byte budget (`relay.rate_mbit`).
     drop_relay_rate,
-    /// Dropped relay frames: the receiving end is on TCP (the TCP relay is not served yet),
-    /// or the send failed.
+    /// Dropped relay frames: the send failed (the receiving end's TCP connection is gone).
     drop_relay_send,
+    /// Frames (relayed or replies) dropped from a TCP client's queue to make room for newer
+    /// ones: the client reads slower than it is sent to (head drop, 256 KiB per client).
+    drop_tcp_queue,
 }
 
 fn inc(c: &AtomicU64) {
@@ -68,6 +70,21 @@ impl Shared {
         let mut out = Vec::new();
         self.with_hub(|h| h.relay_miss(from, Instant::now(), &mut out));
         self.dispatch(out).await;
+    }
+
+    /// Queues `frame` for TCP connection `id`; false if the connection is gone.
+    pub fn tcp_push(&self, id: u64, frame: &[u8]) -> bool {
+        match self.tcp.push(id, &[], frame) {
+            Some(dropped) => {
+                if dropped > 0 {
+                    self.relay_counters
+                        .drop_tcp_queue
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forwards one relay frame that arrived from `from`.
@@ -103,7 +120,7 @@ impl Shared {
                 Some(sock) => sock.send_to(frame, to.addr).await.is_ok(),
                 None => false,
             },
-            Transport::Tcp(_) => false,
+            Transport::Tcp(id) => self.tcp_push(id, frame),
         };
         if sent {
             inc(&c.relay_frames);

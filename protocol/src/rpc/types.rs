@@ -184,6 +184,10 @@ pub struct HubInfo {
     pub state: String,
     /// `udp`, or `tcp` when UDP to the hub is blocked.
     pub transport: String,
+    /// Whether the TCP transport is wrapped in TLS (the hub's `tls` is configured); shown
+    /// only while on TCP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
     /// Round-trip time of the last exchange with the hub, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,

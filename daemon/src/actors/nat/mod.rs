@@ -11,6 +11,7 @@
 //! actor alone: WireGuard sessions and their endpoints are untouched.
 
 mod hub_tcp;
+pub mod hub_tls;
 mod link_watch;
 mod local;
 mod paths;
@@ -104,6 +105,12 @@ struct Server {
     tcp_observed: Option<SocketAddr>,
     /// Why the last TCP connection failed or ended.
     tcp_error: Option<String>,
+    /// Whether the TCP connection is up (relay frames may be queued on it).
+    tcp_up: bool,
+    /// The TCP queue the data plane was last given for this hub's relay frames.
+    relay_sink: Option<Arc<crate::dataplane::relay::TcpSink>>,
+    /// With `tls` configured: the TCP fallback goes over TLS to this (or failed to set up).
+    tls: Option<Result<hub_tls::HubTlsClient, String>>,
 }
 
 impl Server {
@@ -112,6 +119,24 @@ impl Server {
         self.tcp = None;
         self.tcp_stun = None;
         self.tcp_observed = None;
+        self.tcp_up = false;
+    }
+}
+
+/// Points the data plane's relay frames for each hub at its TCP connection while one is up,
+/// and back at UDP otherwise (only where that changed).
+fn route_relay_frames(st: &mut NatState) {
+    for (i, s) in st.servers.iter_mut().enumerate() {
+        let want = s.tcp.as_ref().filter(|_| s.tcp_up).map(|l| l.sink());
+        let same = match (&want, &s.relay_sink) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            st.daemon.dp.udp().relay.set_tcp(i as u16, want.clone());
+            s.relay_sink = want;
+        }
     }
 }
 
@@ -153,8 +178,13 @@ impl Actor for NatActor {
         args: NatArgs,
     ) -> Result<NatState, ActorProcessingErr> {
         let mut servers: Vec<Server> = Vec::new();
-        let mut add = |endpoint: &Endpoint, hub_key: Option<[u8; 32]>| {
+        let mut add = |endpoint: &Endpoint,
+                       hub_key: Option<[u8; 32]>,
+                       tls: Option<&crate::config::HubTls>| {
             if !servers.iter().any(|s| &s.endpoint == endpoint) {
+                // The CA file was read when the configuration was checked; should it have
+                // gone since, the hub is reported failed over TLS with the reason.
+                let tls = tls.map(hub_tls::HubTlsClient::new);
                 servers.push(Server {
                     label: endpoint.to_string(),
                     endpoint: endpoint.clone(),
@@ -168,14 +198,17 @@ impl Actor for NatActor {
                     tcp_stun: None,
                     tcp_observed: None,
                     tcp_error: None,
+                    tcp_up: false,
+                    relay_sink: None,
+                    tls,
                 });
             }
         };
         for h in &args.config.hubs {
-            add(&h.address, Some(*h.public_key.as_bytes()));
+            add(&h.address, Some(*h.public_key.as_bytes()), h.tls.as_ref());
         }
         for s in &args.config.stun_servers {
-            add(s, None);
+            add(s, None, None);
         }
         // The queue opens before anything is sent, so no answer is missed.
         let mut rx = args.daemon.dp.nat.open();
@@ -452,7 +485,15 @@ fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
             let fwmark = st.daemon.config.read().interface.fwmark;
             s.tcp_generation += 1;
             s.transport.connecting();
-            s.tcp = Some(TcpLink::open(addr, i, s.tcp_generation, fwmark, me.clone()));
+            s.tcp = Some(TcpLink::open(
+                addr,
+                s.tls.clone(),
+                i,
+                s.tcp_generation,
+                fwmark,
+                me.clone(),
+                st.daemon.dp.clone(),
+            ));
         }
     }
     if !replaced.is_empty() {
@@ -478,6 +519,7 @@ fn tcp_event(st: &mut NatState, hub: usize, generation: u64, event: TcpEvent, no
             tracing::info!(hub = %s.label, "TCP connection to the hub up");
             s.transport.tcp_connected();
             s.tcp_error = None;
+            s.tcp_up = true;
             let mut stun = StunClient::new(&[addr], crate::supervisor::random_seed(), now);
             stun.handle_timeout(now);
             s.tcp_stun = Some(stun);
@@ -581,8 +623,6 @@ fn signal(st: &mut NatState, now: Instant) {
     let mut ours = st.stun.public_endpoints(now);
     ours.extend(st.local.iter().copied());
     ours.truncate(protocol::hub::messages::MAX_CANDIDATES);
-    // The relay is over UDP only (vpnhub does not relay to or from TCP yet).
-    let relay_ok = st.servers[i].transport.current() == Transport::Udp;
     let client = st.servers[i]
         .client
         .as_mut()
@@ -590,7 +630,7 @@ fn signal(st: &mut NatState, now: Instant) {
     for d in due {
         client.lookup(&d.peer, now);
         client.call_me_maybe(&d.peer, &ours);
-        if relay_ok && st.paths.needs_relay(&d.peer) {
+        if st.paths.needs_relay(&d.peer) {
             client.relay_open(&d.peer);
         }
     }
@@ -598,6 +638,7 @@ fn signal(st: &mut NatState, now: Instant) {
 
 /// Sends what the machines queued, handles their events and publishes the state.
 async fn step(st: &mut NatState, now: Instant) {
+    route_relay_frames(st);
     flush(st).await;
     let mut hub_events = Vec::new();
     let udp = st.daemon.dp.udp().clone();
@@ -813,6 +854,7 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
                 address: s.label.clone(),
                 state: state.into(),
                 transport: s.transport.current().as_str().into(),
+                tls: s.tls.is_some() && s.transport.current() == Transport::Tcp,
                 rtt_ms: s
                     .client
                     .as_ref()

@@ -311,8 +311,13 @@ impl Paths {
             if let Some((hub, _)) = path.endpoint.as_ref().and_then(relay::parse_stand_in) {
                 path.kind = "relay";
                 path.endpoint = udp.relay.addr(hub);
+                path.relay_transport = Some(udp.relay.transport(hub));
                 path.next_direct_attempt = Some(entry.pm.next_round());
-                if path.why_not_direct.is_none() {
+                if path.relay_transport == Some("tcp") {
+                    // We reach the hub over TCP because our UDP goes unanswered, and no
+                    // probe got through either: our network blocks UDP.
+                    path.why_not_direct = Some("udp_blocked");
+                } else if path.why_not_direct.is_none() {
                     path.why_not_direct = entry.pm.why_not_direct().map(why_name);
                 }
             }
@@ -385,6 +390,7 @@ fn describe(
             endpoint: Some(ep),
             why_not_direct: None,
             next_direct_attempt: None,
+            relay_transport: None,
         };
     }
     // A peer that answers no probes (wireguard-go, an older vpnd) but has a WireGuard session
@@ -399,6 +405,7 @@ fn describe(
             endpoint: Some(ep),
             why_not_direct: None,
             next_direct_attempt: None,
+            relay_transport: None,
         };
     }
     PeerPath {
@@ -406,6 +413,7 @@ fn describe(
         endpoint: None,
         why_not_direct: entry.pm.why_not_direct().map(why_name),
         next_direct_attempt: None,
+        relay_transport: None,
     }
 }
 
