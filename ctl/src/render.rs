@@ -223,6 +223,9 @@ fn hub_line(hub: &protocol::rpc::HubInfo) -> String {
     if hub.tls {
         s.push_str(" (tls)");
     }
+    if hub.on_demand {
+        s.push_str(", dialled to relay to its peers");
+    }
     if let Some(rtt) = hub.rtt_ms {
         let _ = write!(s, ", rtt {rtt:.1} ms");
     }
@@ -603,6 +606,7 @@ mod tests {
                         state: "connected".into(),
                         transport: "udp".into(),
                         tls: false,
+                        on_demand: false,
                         rtt_ms: Some(12.25),
                         error: None,
                     }],

@@ -26,6 +26,18 @@ pub struct WgKeys {
 }
 
 impl WgKeys {
+    /// The public key's 32 bytes (as vpnd compares keys).
+    ///
+    /// # Panics
+    /// If `public` is not a base64 key.
+    pub fn public_bytes(&self) -> [u8; 32] {
+        *self
+            .public
+            .parse::<protocol::keys::PublicKey>()
+            .expect("a base64 public key")
+            .as_bytes()
+    }
+
     /// Generates a fresh key pair with `wg genkey` and `wg pubkey`.
     ///
     /// # Panics

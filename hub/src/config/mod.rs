@@ -125,6 +125,9 @@ pub struct HubConfig {
     pub store: Store,
     /// The relay.
     pub relay: RelayConfig,
+    /// Where peers of other hubs (sharing the store) reach this hub to relay to its peers;
+    /// `None`: the first `listen` address, unless it is a wildcard.
+    pub advertise: Option<SocketAddr>,
     /// Things that work but deserve attention, as `origin: field: message`; the caller logs
     /// them.
     pub warnings: Vec<String>,

@@ -21,6 +21,7 @@ const TOP_FIELDS: &[&str] = &[
     "admission",
     "store",
     "relay",
+    "advertise",
 ];
 const ADMISSION_FIELDS: &[&str] = &["allow", "allow_any"];
 const RELAY_FIELDS: &[&str] = &["enabled", "rate_mbit", "tls"];
@@ -119,8 +120,24 @@ pub(super) fn check(
     );
     let store = store(take(&mut root, "store"), problems);
     let relay = relay(take(&mut root, "relay"), base_dir, problems);
-    let ((private_key, private_key_file), listen, admission, store, relay) =
-        (key?, listen?, admission?, store?, relay?);
+    let advertise = match take(&mut root, "advertise") {
+        None => Some(None),
+        Some(v) => string(v, "advertise", problems).and_then(|s| match s.parse::<SocketAddr>() {
+            Ok(a) if !a.ip().is_unspecified() && a.port() != 0 => Some(Some(a)),
+            _ => {
+                problems.push(Problem::new(
+                    "advertise",
+                    format!(
+                        "`{s}` is not a reachable IP:PORT; write the public address peers \
+                             of other hubs reach this hub at, e.g. 203.0.113.5:3478"
+                    ),
+                ));
+                None
+            }
+        }),
+    };
+    let ((private_key, private_key_file), listen, admission, store, relay, advertise) =
+        (key?, listen?, admission?, store?, relay?, advertise?);
     Some(HubConfig {
         source_path: None,
         private_key,
@@ -129,6 +146,7 @@ pub(super) fn check(
         admission,
         store,
         relay,
+        advertise,
         warnings: Vec::new(),
     })
 }

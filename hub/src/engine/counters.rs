@@ -87,8 +87,12 @@ counters! {
     unregistered_sent,
     /// Relay channels opened (RelayOpen answered with RelayReady to both ends).
     relay_opened,
-    /// RelayOpen for a peer not registered on this hub, answered with an offline presence.
+    /// RelayOpen for a peer online nowhere (alone: answered with an offline presence), or on
+    /// a hub that advertises no address.
     relay_to_offline,
+    /// RelayOpen for a peer registered on another hub, answered with RelayElsewhere (that
+    /// hub's key and address).
+    relay_elsewhere,
     /// Dropped: a RelayOpen while the relay is switched off (`relay.enabled: false`).
     drop_relay_off,
     /// Relay channels open now (a gauge, not a count).

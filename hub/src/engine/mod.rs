@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use protocol::hub::messages::{Candidates, Message, KEY_LEN, MAX_MESSAGE_LEN};
-use protocol::hub::seal::{challenge_is_fresh, challenge_nonce, verify_registration};
+use protocol::hub::seal::{challenge_kind, challenge_nonce, verify_registration, visit_nonce};
 use protocol::nat::demux::{classify, Kind};
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
@@ -101,6 +101,8 @@ struct Registration {
     origin: Origin,
     candidates: Candidates,
     expires: Instant,
+    /// Made with Visit: only to relay to peers homed here, kept out of the shared store.
+    visiting: bool,
     /// Lookups and signals from this peer.
     bucket: Bucket,
 }
@@ -124,6 +126,8 @@ pub struct Hub {
     shared: Option<(HubId, Vec<StoreOp>)>,
     /// Relay channels; `None` with the relay switched off.
     channels: Option<relay::Channels>,
+    /// Where peers of other hubs reach this one (`advertise`), for the store's directory.
+    advertise: Option<SocketAddr>,
 }
 
 impl Hub {
@@ -157,7 +161,20 @@ impl Hub {
             next_sweep: now + SWEEP_INTERVAL,
             shared: None,
             channels: None,
+            advertise: None,
         }
+    }
+
+    /// Sets the address this hub is reached at by peers of other hubs (its directory entry).
+    pub fn set_advertise(&mut self, addr: SocketAddr) {
+        self.advertise = Some(addr);
+    }
+
+    /// This hub's directory entry for the shared store (`None` without `advertise`), so
+    /// peers of other hubs can open relay channels here.
+    pub fn hub_info(&self) -> Option<Vec<u8>> {
+        self.advertise
+            .map(|a| shared::encode_hub_info(self.public, a))
     }
 
     /// Serves relay channels (`relay.enabled`).
@@ -344,7 +361,8 @@ impl Hub {
         out: &mut Vec<Reply>,
     ) {
         match m {
-            Message::Hello { peer } => self.on_hello(from, peer, now, out),
+            Message::Hello { peer } => self.on_hello(from, peer, false, now, out),
+            Message::Visit { peer } => self.on_hello(from, peer, true, now, out),
             Message::Register {
                 peer,
                 nonce,
@@ -358,6 +376,7 @@ impl Hub {
             | Message::Registered { .. }
             | Message::Presence { .. }
             | Message::RelayReady { .. }
+            | Message::RelayElsewhere { .. }
             | Message::Unregistered => self.counters.drop_wrong_direction += 1,
         }
     }
@@ -366,7 +385,15 @@ impl Hub {
         now.saturating_duration_since(self.epoch).as_secs() / NONCE_BUCKET.as_secs()
     }
 
-    fn on_hello(&mut self, from: Origin, peer: Key, now: Instant, out: &mut Vec<Reply>) {
+    /// A Hello, or a Visit (`visit`): the registration it leads to stays out of the store.
+    fn on_hello(
+        &mut self,
+        from: Origin,
+        peer: Key,
+        visit: bool,
+        now: Instant,
+        out: &mut Vec<Reply>,
+    ) {
         // Admission first: a key outside it learns nothing, not even that the hub is here.
         if !self.admission.admits(&peer) {
             self.counters.drop_not_admitted += 1;
@@ -376,7 +403,11 @@ impl Hub {
             self.counters.drop_rate_limited += 1;
             return;
         }
-        let nonce = challenge_nonce(&self.nonce_secret, &from.addr, self.bucket(now));
+        let nonce = if visit {
+            visit_nonce(&self.nonce_secret, &from.addr, self.bucket(now))
+        } else {
+            challenge_nonce(&self.nonce_secret, &from.addr, self.bucket(now))
+        };
         self.counters.challenges_sent += 1;
         push(out, from, &Message::Challenge { nonce });
     }
@@ -401,10 +432,12 @@ impl Hub {
             return;
         }
         // The nonce check is a MAC (cheap) and comes before the DH (not cheap).
-        if !challenge_is_fresh(&self.nonce_secret, &from.addr, self.bucket(now), &nonce) {
+        let Some(visiting) =
+            challenge_kind(&self.nonce_secret, &from.addr, self.bucket(now), &nonce)
+        else {
             self.counters.drop_stale_nonce += 1;
             return;
-        }
+        };
         let renewal = self.regs.contains_key(&peer);
         if !renewal && self.regs.len() >= self.limits.max_registrations {
             self.counters.drop_table_full += 1;
@@ -449,6 +482,7 @@ impl Hub {
                 r.origin = from;
                 r.candidates = candidates;
                 r.expires = expires;
+                r.visiting = visiting;
             }
             None => {
                 self.regs.insert(
@@ -457,13 +491,14 @@ impl Hub {
                         origin: from,
                         candidates,
                         expires,
+                        visiting,
                         bucket,
                     },
                 );
             }
         }
         self.counters.registrations += 1;
-        if let Some((id, ops)) = &mut self.shared {
+        if let Some((id, ops)) = self.shared.as_mut().filter(|_| !visiting) {
             ops.push(StoreOp::Put {
                 peer,
                 record: shared::encode_record(id, peer, from.addr, candidates),
@@ -564,10 +599,15 @@ impl Hub {
             .map(|r| r.origin)
         else {
             // Relays never forward to each other: a peer homed on another hub is reached by
-            // opening a channel there (docs/hub-protocol.md). With a shared store the peer
-            // may well be online elsewhere, so no "offline" answer then.
-            self.counters.relay_to_offline += 1;
-            if self.shared.is_none() {
+            // opening a channel there (docs/hub-protocol.md). With a shared store, find that
+            // hub and tell the asker (RelayElsewhere); alone, the peer is offline.
+            if self.shared.is_some() {
+                self.store_op(StoreOp::RelayHome {
+                    peer,
+                    reply_to: from,
+                });
+            } else {
+                self.counters.relay_to_offline += 1;
                 push(out, from, &offline(peer));
             }
             return;
@@ -638,6 +678,34 @@ impl Hub {
         }
         let id = self.shared.as_ref()?.0;
         rec.map(|r| r.hub).filter(|h| *h != id)
+    }
+
+    /// For a [`StoreOp::RelayHome`]: the hub holding `peer` according to `record`, when it is
+    /// another one (then read its directory entry and call [`Hub::relay_elsewhere`]).
+    pub fn relay_home(&mut self, peer: &Key, record: Option<&[u8]>) -> Option<HubId> {
+        let target = self.signal_target(peer, record);
+        if target.is_none() {
+            self.counters.relay_to_offline += 1;
+        }
+        target
+    }
+
+    /// Answers `reply_to`'s RelayOpen for `peer` with the hub to open it on, from that hub's
+    /// directory entry `info` (nothing when it has none: it advertises no address).
+    pub fn relay_elsewhere(
+        &mut self,
+        reply_to: Origin,
+        peer: Key,
+        info: Option<&[u8]>,
+        out: &mut Vec<Reply>,
+    ) {
+        match info.and_then(shared::parse_hub_info) {
+            Some((hub, addr)) if hub != self.public => {
+                self.counters.relay_elsewhere += 1;
+                push(out, reply_to, &Message::RelayElsewhere { peer, hub, addr });
+            }
+            _ => self.counters.relay_to_offline += 1,
+        }
     }
 
     /// A signal from `reply_to` to `to` found no hub holding `to`: tell the sender it is

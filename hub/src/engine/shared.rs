@@ -7,6 +7,9 @@
 //! - forget one ([`StoreOp::Remove`], when it leaves this hub before its TTL);
 //! - look up a peer not registered here ([`StoreOp::Lookup`], answered through
 //!   [`super::Hub::remote_presence`]);
+//! - find the hub of a peer not registered here that someone wants a relay to
+//!   ([`StoreOp::RelayHome`]: its presence record names the hub, whose directory entry, kept
+//!   by that hub, gives its key and address; answered through [`super::Hub::relay_elsewhere`]);
 //! - deliver a signal to a peer not registered here ([`StoreOp::Signal`]: the I/O layer finds
 //!   the hub holding the recipient with [`super::Hub::signal_target`] and hands it the raw
 //!   message, which that hub delivers with [`super::Hub::deliver_remote`]).
@@ -53,6 +56,14 @@ pub enum StoreOp {
         /// The registered peer that asked.
         reply_to: Origin,
     },
+    /// `reply_to` asked for a relay to `peer`, who is not registered here: find its hub's
+    /// directory entry and answer [`super::Hub::relay_elsewhere`].
+    RelayHome {
+        /// The other peer.
+        peer: Key,
+        /// The registered peer that asked.
+        reply_to: Origin,
+    },
     /// `reply_to` signalled `to`, who is not registered here; `raw` is the checked message.
     Signal {
         /// The recipient.
@@ -92,6 +103,28 @@ pub fn encode_record(
     // A Presence always fits the maximum message size.
     let n = m.encode(&mut buf[HUB_ID_LEN..]).unwrap_or(0);
     buf[..HUB_ID_LEN + n].to_vec()
+}
+
+/// The directory entry a hub keeps in the store so peers of other hubs can reach it (to relay
+/// to its peers): its key and the address it advertises, as a `RelayElsewhere` message with
+/// no peer (so reading it back goes through the protocol's parser).
+pub fn encode_hub_info(hub_key: Key, addr: SocketAddr) -> Vec<u8> {
+    let m = Message::RelayElsewhere {
+        peer: [0; 32],
+        hub: hub_key,
+        addr,
+    };
+    let mut buf = [0u8; MAX_MESSAGE_LEN];
+    let n = m.encode(&mut buf).unwrap_or(0);
+    buf[..n].to_vec()
+}
+
+/// A hub's directory entry: its key and address, if `bytes` is a well-formed one.
+pub fn parse_hub_info(bytes: &[u8]) -> Option<(Key, SocketAddr)> {
+    match Message::parse(bytes).ok()? {
+        Message::RelayElsewhere { peer, hub, addr } if peer == [0; 32] => Some((hub, addr)),
+        _ => None,
+    }
 }
 
 /// The record in `bytes` if it is a well-formed one for `peer`; anything else (too long,
@@ -142,5 +175,21 @@ mod tests {
         assert_eq!(parse_record(&long, &[1; 32]), None);
         assert_eq!(parse_record(&[0xF2; MAX_RECORD_LEN + 1], &[1; 32]), None);
         assert_eq!(parse_record(b"not a record at all", &[1; 32]), None);
+    }
+
+    #[test]
+    fn hub_directory_entries_round_trip_and_junk_is_refused() {
+        let a: SocketAddr = "203.0.113.9:3478".parse().unwrap();
+        let e = encode_hub_info([7; 32], a);
+        assert_eq!(parse_hub_info(&e), Some(([7; 32], a)));
+        for n in 0..e.len() {
+            assert_eq!(parse_hub_info(&e[..n]), None, "{n}");
+        }
+        let r = encode_record(&[5; 16], [1; 32], a, Candidates::default());
+        assert_eq!(
+            parse_hub_info(&r[HUB_ID_LEN..]),
+            None,
+            "a presence is not one"
+        );
     }
 }

@@ -52,7 +52,19 @@ fn send(h: &mut Hub, from: Origin, m: &Message<'_>, now: Instant) -> Vec<Reply> 
 /// Hello, Challenge, Register as a peer holding `secret(b)` at `from` would; returns the
 /// hub's replies to the Register.
 fn register(h: &mut Hub, b: u8, from: Origin, cands: &[SocketAddr], now: Instant) -> Vec<Reply> {
-    let out = send(h, from, &Message::Hello { peer: key(b) }, now);
+    register_as(h, b, from, cands, Message::Hello { peer: key(b) }, now)
+}
+
+/// Registers with `hello` (a Hello or a Visit) and the Register its challenge asks for.
+fn register_as(
+    h: &mut Hub,
+    b: u8,
+    from: Origin,
+    cands: &[SocketAddr],
+    hello: Message<'_>,
+    now: Instant,
+) -> Vec<Reply> {
+    let out = send(h, from, &hello, now);
     let Some(Reply { payload, .. }) = out.first() else {
         return Vec::new();
     };
@@ -485,6 +497,51 @@ fn shared_store_lookup_and_signal_across_two_hubs() {
     assert_eq!(h2.counters().drop_remote_signal, 1);
     assert_eq!(h1.counters().drop_remote_signal, 1);
 
+    // A relay to the peer on the other hub: hub 2 (relay on) asks the store where 1 is, reads
+    // hub 1's directory entry and answers RelayElsewhere with hub 1's key and address.
+    h2.enable_relay();
+    h1.set_advertise("203.0.113.1:3478".parse().unwrap());
+    let own = h1.hub_info().expect("a directory entry");
+    assert_eq!(
+        crate::engine::shared::parse_hub_info(&own),
+        Some((*h1.public_key(), "203.0.113.1:3478".parse().unwrap()))
+    );
+    // (Both test hubs share a key; hub 1's entry as another hub's key would read.)
+    let info =
+        crate::engine::shared::encode_hub_info(key(0x42), "203.0.113.1:3478".parse().unwrap());
+    assert!(send(&mut h2, b, &Message::RelayOpen { peer: key(1) }, t0).is_empty());
+    let ops = apply(h2.drain_store_ops(), &mut store);
+    assert_eq!(
+        ops,
+        vec![StoreOp::RelayHome {
+            peer: key(1),
+            reply_to: b
+        }]
+    );
+    let home = h2.relay_home(&key(1), store.get(&key(1)).map(|v| &v[..]));
+    assert_eq!(home, Some([1; 16]));
+    let mut out = Vec::new();
+    h2.relay_elsewhere(b, key(1), Some(&info), &mut out);
+    assert_eq!(out[0].to, b);
+    assert_eq!(
+        Message::parse(&out[0].payload).unwrap(),
+        Message::RelayElsewhere {
+            peer: key(1),
+            hub: key(0x42),
+            addr: "203.0.113.1:3478".parse().unwrap()
+        }
+    );
+    // An entry naming this hub's own key is no other hub.
+    let mut out = Vec::new();
+    h2.relay_elsewhere(b, key(1), Some(&own), &mut out);
+    assert!(out.is_empty());
+    // No entry (the hub advertises no address) or junk: no answer, counted.
+    let mut out = Vec::new();
+    h2.relay_elsewhere(b, key(1), None, &mut out);
+    h2.relay_elsewhere(b, key(1), Some(b"junk"), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(h2.counters().relay_elsewhere, 1);
+
     // A record naming this very hub (left from before its peer went away) is no target.
     assert_eq!(
         h2.signal_target(&key(2), store.get(&key(2)).map(|v| &v[..])),
@@ -495,6 +552,27 @@ fn shared_store_lookup_and_signal_across_two_hubs() {
     h2.set_admission(allow(&[1]));
     apply(h2.drain_store_ops(), &mut store);
     assert!(!store.contains_key(&key(2)));
+}
+
+#[test]
+fn a_visit_registers_without_moving_the_peers_home_in_the_store() {
+    let t0 = Instant::now();
+    let mut h = hub(allow(&[1]), Limits::default(), t0);
+    h.share([1; 16]);
+    let a = udp("198.51.100.1:1000");
+    let out = register_as(&mut h, 1, a, &[], Message::Visit { peer: key(1) }, t0);
+    assert!(
+        matches!(
+            Message::parse(&out[0].payload).unwrap(),
+            Message::Registered { .. }
+        ),
+        "a visitor is registered like anyone"
+    );
+    assert_eq!(h.registered(), 1);
+    assert!(h.drain_store_ops().is_empty(), "but not put in the store");
+    // The same peer saying Hello afterwards is at home here: stored.
+    register(&mut h, 1, a, &[], t0);
+    assert!(matches!(&h.drain_store_ops()[..], [StoreOp::Put { .. }]));
 }
 
 #[test]

@@ -216,6 +216,14 @@ pub async fn run(
         udp.push(Arc::new(u));
         tcp.push(t);
     }
+    // Peers of other hubs reach this one here to relay to its peers.
+    let first = udp.first().and_then(|u| u.local_addr().ok());
+    if let Some(a) = config
+        .advertise
+        .or(first.filter(|a| !a.ip().is_unspecified()))
+    {
+        hub.set_advertise(a);
+    }
     let tls = match &config.relay.tls {
         Some(t) => {
             let server = crate::tls::server_config(&t.cert_file, &t.key_file)?;

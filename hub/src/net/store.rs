@@ -7,6 +7,9 @@
 //! - Signaling: each hub subscribes to `vpnhub:hub:<hex id>`; a signal for a peer registered
 //!   elsewhere is published, unchanged, on the channel of the hub its record names, and that
 //!   hub sends it from its own socket. No subscriber (the hub restarted) means "offline".
+//! - Directory: key `vpnhub:hubinfo:<hex id>` holds each hub's public key and `advertise`
+//!   address (refreshed every third of the registration TTL), so a RelayOpen for a peer on
+//!   another hub is answered with where to open it (RelayElsewhere).
 //! - Redis unreachable, at start or later: the hub keeps serving STUN and its own peers,
 //!   retries with back-off and says so in the log; lookups and signals that needed Redis are
 //!   answered "offline" and counted in `store_errors`, the `store_connected` gauge is 0.
@@ -62,6 +65,13 @@ fn peer_key(peer: &Key) -> String {
 fn channel(hub: &HubId) -> String {
     format!("vpnhub:hub:{}", hex(hub))
 }
+
+fn hub_info_key(hub: &HubId) -> String {
+    format!("vpnhub:hubinfo:{}", hex(hub))
+}
+
+/// The longest directory entry read back (a RelayElsewhere message is 89 bytes).
+const MAX_HUB_INFO_LEN: usize = 128;
 
 /// Deletes a presence record only while it is still this hub's: the peer may since have
 /// registered on another hub, whose record must stay.
@@ -150,6 +160,16 @@ pub(super) async fn run(
     };
     tracing::info!("store {url}: connected; this hub is {}", channel(&id));
     tokio::spawn(subscribe(shared.clone(), client, url.clone(), id));
+    let info = shared.hub.lock().hub_info();
+    match info {
+        Some(info) => {
+            tokio::spawn(keep_hub_info(conn.clone(), id, info));
+        }
+        None => tracing::warn!(
+            "no `advertise` address (the hub listens on a wildcard address): peers of other \
+             hubs cannot relay to this hub's peers; set `advertise: IP:PORT`"
+        ),
+    }
     // Writes (Put, Remove) for one peer must reach Redis in order (a TCP peer that reconnects
     // is removed then put again): each peer's writes go through one of WRITERS sequential
     // workers, chosen by key. Reads (Lookup, Signal) are independent and run concurrently.
@@ -195,7 +215,7 @@ async fn fail(shared: &Shared, op: StoreOp) {
                 hub.remote_presence(reply_to, peer, None, &mut out)
             }
             StoreOp::Signal { to, reply_to, .. } => hub.signal_offline(reply_to, to, &mut out),
-            StoreOp::Put { .. } | StoreOp::Remove { .. } => {}
+            StoreOp::RelayHome { .. } | StoreOp::Put { .. } | StoreOp::Remove { .. } => {}
         }
     }
     shared.dispatch(out).await;
@@ -228,6 +248,23 @@ async fn execute(shared: &Shared, mut conn: ConnectionManager, id: HubId, op: St
                         .hub
                         .lock()
                         .remote_presence(*reply_to, *peer, rec.as_deref(), &mut out);
+                }
+                StoreOp::RelayHome { peer, reply_to } => {
+                    let rec = get(&mut conn, peer).await?;
+                    let target = shared.hub.lock().relay_home(peer, rec.as_deref());
+                    if let Some(hub) = target {
+                        let info: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(hub_info_key(&hub))
+                            .query_async(&mut conn)
+                            .await?;
+                        let info = info.filter(|i| i.len() <= MAX_HUB_INFO_LEN);
+                        shared.hub.lock().relay_elsewhere(
+                            *reply_to,
+                            *peer,
+                            info.as_deref(),
+                            &mut out,
+                        );
+                    }
                 }
                 StoreOp::Signal { to, reply_to, raw } => {
                     let rec = get(&mut conn, to).await?;
@@ -265,6 +302,29 @@ async fn execute(shared: &Shared, mut conn: ConnectionManager, id: HubId, op: St
         Err(e) => {
             tracing::debug!(error = %e, "store command failed");
             fail(shared, op).await;
+        }
+    }
+}
+
+/// Keeps this hub's directory entry in the store (key and advertised address, for peers of
+/// other hubs that relay to ours), refreshed every third of its lifetime so that it vanishes
+/// soon after the hub does.
+async fn keep_hub_info(mut conn: ConnectionManager, id: HubId, info: Vec<u8>) {
+    let mut tick = tokio::time::interval(REGISTRATION_TTL / 3);
+    loop {
+        tick.tick().await;
+        let r = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            redis::cmd("SET")
+                .arg(hub_info_key(&id))
+                .arg(info.as_slice())
+                .arg("PX")
+                .arg(REGISTRATION_TTL.as_millis() as u64)
+                .query_async::<()>(&mut conn),
+        )
+        .await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::debug!("store: the hub's directory entry was not refreshed; retrying");
         }
     }
 }

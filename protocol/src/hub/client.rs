@@ -100,6 +100,16 @@ pub enum HubEvent {
         /// The channel to put on frames for it, and on which its frames come.
         channel: u32,
     },
+    /// `peer` is registered on another hub (answer to our `RelayOpen`): a relay to it opens
+    /// there.
+    RelayElsewhere {
+        /// The other peer.
+        peer: [u8; KEY_LEN],
+        /// Its hub's public key.
+        hub: [u8; KEY_LEN],
+        /// Where its hub listens.
+        addr: SocketAddr,
+    },
     /// A peer asked us to probe its candidates ("call me maybe").
     CallMeMaybe {
         /// The sender.
@@ -143,6 +153,8 @@ pub struct HubClient {
     lookup_pending: Option<Instant>,
     /// When an `Unregistered` last made us register again.
     last_forgotten: Option<Instant>,
+    /// Registering with Visit instead of Hello ([`HubClient::set_visiting`]).
+    visiting: bool,
     rng: ChaCha20Rng,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<HubEvent>,
@@ -181,10 +193,17 @@ impl HubClient {
             rtt: None,
             lookup_pending: None,
             last_forgotten: None,
+            visiting: false,
             rng: ChaCha20Rng::from_seed(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Registers as a visitor (Visit instead of Hello): only to relay to peers homed on this
+    /// hub, without moving our presence record in the hubs' shared store.
+    pub fn set_visiting(&mut self) {
+        self.visiting = true;
     }
 
     /// Our address as the hub sees it (from its STUN answer). A change re-registers at once,
@@ -370,6 +389,14 @@ impl HubClient {
                     .push_back(HubEvent::RelayReady { peer, channel });
                 Ok(())
             }
+            Message::RelayElsewhere { peer, hub, addr } => {
+                if hub == self.hub_key || peer == self.own_key {
+                    return Err(HubClientError::Unexpected);
+                }
+                self.events
+                    .push_back(HubEvent::RelayElsewhere { peer, hub, addr });
+                Ok(())
+            }
             Message::Unregistered => {
                 let recent = self
                     .last_forgotten
@@ -389,6 +416,7 @@ impl HubClient {
                 Ok(())
             }
             Message::Hello { .. }
+            | Message::Visit { .. }
             | Message::Register { .. }
             | Message::Lookup { .. }
             | Message::RelayOpen { .. } => Err(HubClientError::Unexpected),
@@ -429,7 +457,11 @@ impl HubClient {
             }
         }
         self.attempt = Some(now);
-        self.send(&Message::Hello { peer: self.own_key });
+        if self.visiting {
+            self.send(&Message::Visit { peer: self.own_key });
+        } else {
+            self.send(&Message::Hello { peer: self.own_key });
+        }
         let wait = HUB_RETRY_BASE
             .saturating_mul(1 << self.unanswered.min(5))
             .min(HUB_RETRY_MAX);

@@ -38,6 +38,8 @@ const T_SIGNAL: u8 = 7;
 const T_RELAY_OPEN: u8 = 8;
 const T_RELAY_READY: u8 = 9;
 const T_UNREGISTERED: u8 = 10;
+const T_RELAY_ELSEWHERE: u8 = 11;
+const T_VISIT: u8 = 12;
 
 /// Why bytes are not a hub message. The hub counts these and stays silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +179,26 @@ pub enum Message<'a> {
         /// The channel number (never 0).
         channel: u32,
     },
+    /// Peer → hub: like Hello, for a registration made only to relay to a peer homed on this
+    /// hub (after RelayElsewhere): the hub keeps it out of the shared store, so the peer's
+    /// home (where its presence record points) stays its own hub.
+    Visit {
+        /// The peer's WireGuard public key.
+        peer: [u8; KEY_LEN],
+    },
+    /// Hub → peer: in answer to a RelayOpen for `peer`, who is registered on another hub
+    /// sharing this one's store: relays never forward to each other, so open the channel
+    /// there (register with `hub` at `addr`, then RelayOpen). Not authenticated beyond the
+    /// hub's own answers: a peer acts on it only by registering with that hub, which must
+    /// prove nothing to it but is bound to its key by every registration proof.
+    RelayElsewhere {
+        /// The peer asked about.
+        peer: [u8; KEY_LEN],
+        /// That peer's hub's public key.
+        hub: [u8; KEY_LEN],
+        /// Where that hub listens.
+        addr: SocketAddr,
+    },
     /// Hub → peer: "your source has no registration here" (the hub restarted, or the
     /// registration lapsed), in answer to a Lookup, Signal, RelayOpen or relay frame from it.
     /// Not authenticated: a peer only registers again because of it, at a bounded rate.
@@ -293,6 +315,10 @@ impl<'a> Message<'a> {
                 exact(KEY_LEN)?;
                 Ok(Self::Lookup { peer: key(body, 0) })
             }
+            T_VISIT => {
+                exact(KEY_LEN)?;
+                Ok(Self::Visit { peer: key(body, 0) })
+            }
             T_RELAY_OPEN => {
                 exact(KEY_LEN)?;
                 Ok(Self::RelayOpen { peer: key(body, 0) })
@@ -300,6 +326,14 @@ impl<'a> Message<'a> {
             T_UNREGISTERED => {
                 exact(0)?;
                 Ok(Self::Unregistered)
+            }
+            T_RELAY_ELSEWHERE => {
+                exact(2 * KEY_LEN + ADDR_LEN)?;
+                Ok(Self::RelayElsewhere {
+                    peer: key(body, 0),
+                    hub: key(body, KEY_LEN),
+                    addr: parse_addr(&body[2 * KEY_LEN..], t)?,
+                })
             }
             T_RELAY_READY => {
                 exact(KEY_LEN + 4)?;
@@ -358,8 +392,12 @@ impl<'a> Message<'a> {
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN
             + match self {
-                Self::Hello { .. } | Self::Lookup { .. } | Self::RelayOpen { .. } => KEY_LEN,
+                Self::Hello { .. }
+                | Self::Visit { .. }
+                | Self::Lookup { .. }
+                | Self::RelayOpen { .. } => KEY_LEN,
                 Self::RelayReady { .. } => KEY_LEN + 4,
+                Self::RelayElsewhere { .. } => 2 * KEY_LEN + ADDR_LEN,
                 Self::Unregistered => 0,
                 Self::Challenge { .. } => NONCE_LEN,
                 Self::Register { candidates, .. } => {
@@ -403,6 +441,10 @@ impl<'a> Message<'a> {
                 w.buf[5] = T_HELLO;
                 w.put(peer);
             }
+            Self::Visit { peer } => {
+                w.buf[5] = T_VISIT;
+                w.put(peer);
+            }
             Self::Challenge { nonce } => {
                 w.buf[5] = T_CHALLENGE;
                 w.put(nonce);
@@ -434,6 +476,12 @@ impl<'a> Message<'a> {
             }
             Self::Unregistered => {
                 w.buf[5] = T_UNREGISTERED;
+            }
+            Self::RelayElsewhere { peer, hub, addr } => {
+                w.buf[5] = T_RELAY_ELSEWHERE;
+                w.put(peer);
+                w.put(hub);
+                w.addr(addr);
             }
             Self::RelayReady { peer, channel } => {
                 w.buf[5] = T_RELAY_READY;

@@ -169,6 +169,35 @@ pub fn challenge_nonce(
     mac(hub_secret, &[LABEL_CHALLENGE, &a, &bucket.to_le_bytes()])
 }
 
+/// The nonce the hub issues to `src` in `bucket` in answer to a Visit: a different MAC input,
+/// so the Register that returns it says, without any state on the hub, that it is a visit.
+pub fn visit_nonce(hub_secret: &[u8; KEY_LEN], src: &SocketAddr, bucket: u64) -> [u8; NONCE_LEN] {
+    let mut a = [0; ADDR_LEN];
+    encode_addr(src, &mut a);
+    mac(
+        hub_secret,
+        &[LABEL_CHALLENGE, &a, &bucket.to_le_bytes(), b"visit"],
+    )
+}
+
+/// What a fresh `nonce` was issued for: `Some(false)` a Hello, `Some(true)` a Visit (from
+/// `src`, in `bucket` or the one before); `None` when it is neither (stale or forged).
+pub fn challenge_kind(
+    hub_secret: &[u8; KEY_LEN],
+    src: &SocketAddr,
+    bucket: u64,
+    nonce: &[u8; NONCE_LEN],
+) -> Option<bool> {
+    if challenge_is_fresh(hub_secret, src, bucket, nonce) {
+        return Some(false);
+    }
+    let now = constant_time_eq(&visit_nonce(hub_secret, src, bucket), nonce);
+    let prev = bucket
+        .checked_sub(1)
+        .is_some_and(|b| constant_time_eq(&visit_nonce(hub_secret, src, b), nonce));
+    (now | prev).then_some(true)
+}
+
 /// True when `nonce` is what [`challenge_nonce`] gave `src` in `bucket` or the one before.
 pub fn challenge_is_fresh(
     hub_secret: &[u8; KEY_LEN],

@@ -175,6 +175,12 @@ proptest! {
         roundtrip(&Message::Lookup { peer: k });
         roundtrip(&Message::RelayOpen { peer: k });
         roundtrip(&Message::Unregistered);
+        roundtrip(&Message::Visit { peer: [5; 32] });
+        roundtrip(&Message::RelayElsewhere {
+            peer: [3; 32],
+            hub: [4; 32],
+            addr: "[2001:db8::7]:3478".parse().unwrap(),
+        });
         roundtrip(&Message::RelayReady { peer: k, channel: 0x0102_0304 });
         roundtrip(&Message::Register { peer: k, nonce: n, proof: p, candidates: c });
         roundtrip(&Message::Registered { observed: a, ttl_secs: ttl });
@@ -216,4 +222,11 @@ fn challenge_nonce_is_bound_to_source_and_expires_after_two_buckets() {
     let z = challenge_nonce(&secret, &src, 0);
     assert!(challenge_is_fresh(&secret, &src, 0, &z));
     assert!(!challenge_is_fresh(&secret, &src, 0, &n));
+    // A visit's nonce differs and says it is one; a hello's says it is not.
+    let v = visit_nonce(&secret, &src, 10);
+    assert_ne!(v, n);
+    assert_eq!(challenge_kind(&secret, &src, 11, &v), Some(true));
+    assert_eq!(challenge_kind(&secret, &src, 11, &n), Some(false));
+    assert_eq!(challenge_kind(&secret, &src, 12, &v), None);
+    assert_eq!(challenge_kind(&secret, &other, 10, &v), None);
 }

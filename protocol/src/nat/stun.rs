@@ -156,6 +156,23 @@ impl StunClient {
         }
     }
 
+    /// Adds `addr` to the servers (a hub dialled on demand), checked from `now`; nothing if
+    /// it is one already.
+    pub fn add_server(&mut self, addr: SocketAddr, now: Instant) {
+        if self.servers.iter().any(|s| s.addr == addr) {
+            return;
+        }
+        self.servers.push(Server {
+            addr,
+            pending: None,
+            mapped: None,
+            next_check: now,
+            rtt: None,
+            unreachable: false,
+        });
+        self.handle_timeout(now);
+    }
+
     /// Starts a check of every server now (link change, or the daemon wants a fresh netcheck).
     /// A transaction already in flight is left to finish.
     pub fn recheck(&mut self, now: Instant) {

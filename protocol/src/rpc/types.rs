@@ -188,6 +188,10 @@ pub struct HubInfo {
     /// only while on TCP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// A hub not in the configuration, registered with to relay to a peer homed there (left
+    /// after a minute without a relay through it); shown only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
     /// Round-trip time of the last exchange with the hub, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,

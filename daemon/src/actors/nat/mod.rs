@@ -15,6 +15,7 @@ pub mod hub_tls;
 mod link_watch;
 mod local;
 mod paths;
+mod relay_home;
 
 use crate::config::{Endpoint, NatConfig};
 use crate::dataplane::counters::Reason;
@@ -111,9 +112,46 @@ struct Server {
     relay_sink: Option<Arc<crate::dataplane::relay::TcpSink>>,
     /// With `tls` configured: the TCP fallback goes over TLS to this (or failed to set up).
     tls: Option<Result<hub_tls::HubTlsClient, String>>,
+    /// A hub not in the configuration, dialled to relay to peers registered there
+    /// ([`relay_home`]).
+    on_demand: bool,
+    /// Peers to open relay channels to on this hub once registered with it.
+    relay_for: Vec<[u8; 32]>,
+    /// Since when no relay channel of ours runs through this on-demand hub.
+    idle_since: Option<Instant>,
 }
 
 impl Server {
+    /// A server as configured (or a hub dialled on demand, with `on_demand` set after).
+    fn new(
+        endpoint: Endpoint,
+        hub_key: Option<[u8; 32]>,
+        tls: Option<&crate::config::HubTls>,
+    ) -> Server {
+        Server {
+            label: endpoint.to_string(),
+            endpoint,
+            addr: None,
+            error: None,
+            hub_key,
+            client: None,
+            transport: TransportChoice::new(),
+            tcp: None,
+            tcp_generation: 0,
+            tcp_stun: None,
+            tcp_observed: None,
+            tcp_error: None,
+            tcp_up: false,
+            relay_sink: None,
+            // The CA file was read when the configuration was checked; should it have gone
+            // since, the hub is reported failed over TLS with the reason.
+            tls: tls.map(hub_tls::HubTlsClient::new),
+            on_demand: false,
+            relay_for: Vec::new(),
+            idle_since: None,
+        }
+    }
+
     /// Leaves TCP: the connection and what was learnt over it.
     fn close_tcp(&mut self) {
         self.tcp = None;
@@ -182,26 +220,7 @@ impl Actor for NatActor {
                        hub_key: Option<[u8; 32]>,
                        tls: Option<&crate::config::HubTls>| {
             if !servers.iter().any(|s| &s.endpoint == endpoint) {
-                // The CA file was read when the configuration was checked; should it have
-                // gone since, the hub is reported failed over TLS with the reason.
-                let tls = tls.map(hub_tls::HubTlsClient::new);
-                servers.push(Server {
-                    label: endpoint.to_string(),
-                    endpoint: endpoint.clone(),
-                    addr: None,
-                    error: None,
-                    hub_key,
-                    client: None,
-                    transport: TransportChoice::new(),
-                    tcp: None,
-                    tcp_generation: 0,
-                    tcp_stun: None,
-                    tcp_observed: None,
-                    tcp_error: None,
-                    tcp_up: false,
-                    relay_sink: None,
-                    tls,
-                });
+                servers.push(Server::new(endpoint.clone(), hub_key, tls));
             }
         };
         for h in &args.config.hubs {
@@ -312,6 +331,7 @@ impl Actor for NatActor {
                     sync(st, now);
                 }
                 st.stun.handle_timeout(now);
+                relay_home::close_idle(st, now);
                 transports(st, &myself, now);
                 for c in st.servers.iter_mut().filter_map(|s| s.client.as_mut()) {
                     if c.poll_timeout().is_some_and(|t| t <= now) {
@@ -413,6 +433,10 @@ fn make_clients(st: &mut NatState, now: Instant) {
             if s.client.is_none() {
                 let mut c =
                     HubClient::new(key, secret.clone(), crate::supervisor::random_seed(), now);
+                if s.on_demand {
+                    // Only to relay to its peers: our home stays our own hub.
+                    c.set_visiting();
+                }
                 c.set_candidates(&announced(s.transport.current(), &public, &st.local), now);
                 // What we already know of our address as the hub sees it, so registering
                 // does not wait for the next STUN round.
@@ -599,18 +623,24 @@ fn signal(st: &mut NatState, now: Instant) {
     if hubs == 0 {
         return;
     }
+    // Our own hubs only: an on-demand one is there for its peers' relays.
     let connected = st.servers.iter().position(|s| {
-        s.client
-            .as_ref()
-            .is_some_and(|c| c.state() == HubState::Connected)
+        !s.on_demand
+            && s.client
+                .as_ref()
+                .is_some_and(|c| c.state() == HubState::Connected)
     });
     let Some(i) = connected else {
-        let all_failed = st.servers.iter().filter(|s| s.hub_key.is_some()).all(|s| {
-            s.transport.tcp_failing()
-                || s.client
-                    .as_ref()
-                    .is_none_or(|c| c.state() == HubState::Failed)
-        });
+        let all_failed = st
+            .servers
+            .iter()
+            .filter(|s| s.hub_key.is_some() && !s.on_demand)
+            .all(|s| {
+                s.transport.tcp_failing()
+                    || s.client
+                        .as_ref()
+                        .is_none_or(|c| c.state() == HubState::Failed)
+            });
         if all_failed {
             st.paths.set_all_signaling(Signaling::HubUnreachable);
         }
@@ -627,11 +657,16 @@ fn signal(st: &mut NatState, now: Instant) {
         .client
         .as_mut()
         .expect("connected hub has a client");
-    for d in due {
+    for d in &due {
         client.lookup(&d.peer, now);
         client.call_me_maybe(&d.peer, &ours);
         if st.paths.needs_relay(&d.peer) {
             client.relay_open(&d.peer);
+        }
+    }
+    for d in due {
+        if st.paths.needs_relay(&d.peer) {
+            relay_home::signal_due(st, &d.peer);
         }
     }
 }
@@ -672,7 +707,13 @@ async fn step(st: &mut NatState, now: Instant) {
                 tracing::info!(%hub, %observed, "registered with the hub");
                 // Peers still without a UDP path: look them up (and ask for a relay) now.
                 st.paths.signal_soon(now);
+                relay_home::registered(st, usize::from(index));
             }
+            HubEvent::RelayElsewhere {
+                peer,
+                hub: key,
+                addr,
+            } => relay_home::relay_elsewhere(st, peer, key, addr, now),
             HubEvent::Lost => {
                 tracing::warn!(%hub, "hub registration lapsed; registering again");
                 st.paths.clear_relays(index, now);
@@ -855,6 +896,7 @@ fn nat_info(st: &NatState, now: Instant) -> NatInfo {
                 state: state.into(),
                 transport: s.transport.current().as_str().into(),
                 tls: s.tls.is_some() && s.transport.current() == Transport::Tcp,
+                on_demand: s.on_demand,
                 rtt_ms: s
                     .client
                     .as_ref()

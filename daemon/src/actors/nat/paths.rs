@@ -346,6 +346,16 @@ impl Paths {
             .is_some_and(|e| e.pm.relay().is_none() && !e.pm.udp_selected())
     }
 
+    /// Whether any peer's relay channel is on hub `hub`.
+    pub fn relays_on(&self, hub: u16) -> bool {
+        self.peers.values().any(|e| {
+            e.pm.relay()
+                .as_ref()
+                .and_then(relay::parse_stand_in)
+                .is_some_and(|(h, _)| h == hub)
+        })
+    }
+
     /// A hub offered the relay channel `relay` (a stand-in address) to `peer`.
     pub fn set_relay(&mut self, peer: &[u8; 32], relay: SocketAddr, now: Instant) {
         if let Some(e) = self.peers.get_mut(&PublicKey(*peer)) {
