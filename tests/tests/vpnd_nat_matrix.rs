@@ -580,6 +580,15 @@ fn relay_first_then_punched_then_relay_again_under_one_stream() {
             lifted.elapsed().as_secs_f64()
         );
         std::thread::sleep(Duration::from_secs(2));
+        // Pings every 100 ms across the downgrade: the longest gap between answers is the
+        // stall a stream sees (the direct path in doubt sends on the relay too).
+        let pinger = s.spawn(|| {
+            let o = a
+                .ns()
+                .exec(["ping", "-D", "-n", "-i", "0.1", "-w", "9", &pair.tunnel_b]);
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        });
+        std::thread::sleep(Duration::from_millis(500));
         block_udp_between(&ra, &rb.public_ip.to_string());
         let blocked = Instant::now();
         let (pa, pb) = wait_path(&pair, &["relay"], Duration::from_secs(10));
@@ -589,6 +598,13 @@ fn relay_first_then_punched_then_relay_again_under_one_stream() {
         eprintln!(
             "back on the relay {:.2} s after UDP between the NATs was blocked",
             blocked.elapsed().as_secs_f64()
+        );
+        let pings = pinger.join().expect("the pinger");
+        let stall = longest_gap(&pings);
+        eprintln!("longest gap between ping answers across the downgrade: {stall:.2} s");
+        assert!(
+            stall < 5.0,
+            "a stall of {stall:.2} s across the downgrade\n{pings}"
         );
         let (sent, received) = stream.join().expect("the TCP stream's thread");
         assert_eq!(sent, received, "the TCP stream's bytes arrive intact");
@@ -652,4 +668,15 @@ fn a_relayed_pair_is_back_within_5_s_of_a_hub_restart() {
         assert_eq!(sent, received, "the TCP stream's bytes arrive intact");
     });
     wait_path(&pair, &["relay"], Duration::from_secs(5));
+}
+
+/// The longest time between two consecutive answers in `ping -D` output (seconds), counting
+/// from the first answer to the last.
+fn longest_gap(out: &str) -> f64 {
+    let times: Vec<f64> = out
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
 }

@@ -67,6 +67,8 @@ pub struct TxBatch {
     wire: [usize; TX_SLOTS],
     /// Destination of each sealed message.
     dst: [SocketAddr; TX_SLOTS],
+    /// A second destination (the relay while the direct path is in doubt), if any.
+    also: [Option<SocketAddr>; TX_SLOTS],
     count: usize,
     /// A raw TUN read with offloads: virtio header plus super-packet.
     tun_buf: Vec<u8>,
@@ -92,6 +94,7 @@ impl TxBatch {
             len: [0; TX_SLOTS],
             wire: [0; TX_SLOTS],
             dst: [UNSPECIFIED; TX_SLOTS],
+            also: [None; TX_SLOTS],
             count: 0,
             tun_buf: vec![0; tun_rs::VIRTIO_NET_HDR_LEN + MAX_INNER],
         }))
@@ -337,6 +340,8 @@ fn seal_run(
     now: Instant,
 ) {
     let n = (end - start) as u64;
+    let also = *peer.also_to.lock();
+    batch.also[start..end].fill(also);
     let session = peer.with_peer(udp, |p| {
         let (k, dst, mtu) = p.sending_keypair(now)?;
         let first = k.reserve_counters(n).ok()?;
@@ -471,6 +476,15 @@ pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
                 && relay::parse_stand_in(&dst).is_some()
                 && udp.send(bytes, dst).await.is_err()
             {
+                dp.drops.inc(Reason::SendFailed);
+            }
+        }
+    }
+    // Second copies on the relay for peers whose direct path is in doubt: best effort, the
+    // first copy went its way already.
+    for i in 0..batch.count {
+        if let (Some((bytes, _)), Some(also)) = (batch.sealed(i), batch.also[i]) {
+            if !udp.send_best_effort(bytes, also) {
                 dp.drops.inc(Reason::SendFailed);
             }
         }

@@ -57,6 +57,9 @@ pub struct PeerHandle {
     /// Set while the configured host name has not resolved (the first lookup is under way,
     /// or the last one failed), for `show`'s `endpoint_unresolved`.
     pub unresolved: AtomicBool,
+    /// Where sealed data also goes, besides the endpoint: the relay, while the NAT actor has
+    /// the direct path in doubt (`PathManager::also_send_to`). Read once per run of a batch.
+    pub also_to: parking_lot::Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for PeerHandle {
@@ -80,6 +83,7 @@ impl PeerHandle {
             rearm: Notify::new(),
             wake_queued: AtomicBool::new(false),
             unresolved: AtomicBool::new(false),
+            also_to: parking_lot::Mutex::new(None),
         }
     }
 

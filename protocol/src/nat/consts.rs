@@ -38,6 +38,11 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// single lost pong does not drop it but a flushed mapping is noticed in under 7 s and
 /// re-probed at once (target: back to punched within 10 s).
 pub const PATH_TRUST: Duration = Duration::from_millis(6500);
+/// A selected direct path whose last pong is this old has missed a heartbeat (every 3 s) and
+/// its answer's second of grace: it is in doubt. Until [`PATH_TRUST`] declares it dead (or a
+/// pong clears it), data to the peer goes out on the relay as well, so a dying path costs a
+/// stream at most this long a stall instead of the whole trust period (issue 11).
+pub const PATH_DOUBT: Duration = Duration::from_secs(4);
 /// A peer with no WireGuard traffic for this long is idle: heartbeats stop and probing backs
 /// off. WireGuard's own keepalive (10 s) and rekey (120 s) traffic makes 45 s "really idle".
 pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(45);

@@ -27,8 +27,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::consts::{
-    ACTIVE_TIMEOUT, HEARTBEAT_INTERVAL, MAX_CANDIDATES, MAX_PONGS_PER_ROUND, PATH_TRUST,
-    PING_TIMEOUT, PROBE_INTERVAL_ACTIVE, PROBE_INTERVAL_IDLE_MAX, SWITCH_MIN_GAIN,
+    ACTIVE_TIMEOUT, HEARTBEAT_INTERVAL, MAX_CANDIDATES, MAX_PONGS_PER_ROUND, PATH_DOUBT,
+    PATH_TRUST, PING_TIMEOUT, PROBE_INTERVAL_ACTIVE, PROBE_INTERVAL_IDLE_MAX, SWITCH_MIN_GAIN,
     SWITCH_MIN_GAIN_PERCENT, WIREGUARD_PROGRESS_TIMEOUT,
 };
 use super::probe::{Probe, ProbeError, ProbeKey, ProbeType};
@@ -537,6 +537,20 @@ impl PathManager {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<PathEvent> {
         self.events.pop_front()
+    }
+
+    /// Where data should go as well as to [`Self::endpoint`]: the relay, while the selected
+    /// direct path is in doubt (an active tunnel, no pong for [`PATH_DOUBT`]) and not yet
+    /// declared dead. Sending on both keeps a stream going whichever way the doubt ends; the
+    /// receiver's replay window drops the second copy.
+    pub fn also_send_to(&self, now: Instant) -> Option<SocketAddr> {
+        let relay = self.relay()?;
+        if !self.udp_selected() || !self.is_active(now) {
+            return None;
+        }
+        let sel = self.selected.and_then(|s| self.find(s))?;
+        let quiet_since = sel.last_pong.or(self.selected_since)?;
+        (now.saturating_duration_since(quiet_since) >= PATH_DOUBT).then_some(relay)
     }
 
     /// The selected endpoint, if any.

@@ -46,6 +46,8 @@ struct PeerNat {
     /// Our addresses may have changed ([`Paths::restart_all`]): the peer gets our candidates
     /// even while it has a path (see [`Paths::due_signals`]).
     announce_due: bool,
+    /// The second destination last given to the data plane (the relay while in doubt).
+    also_to: Option<SocketAddr>,
 }
 
 /// Every peer's path state.
@@ -121,6 +123,7 @@ impl Paths {
                     answered: None,
                     answer_due: false,
                     announce_due: false,
+                    also_to: None,
                 },
             );
         }
@@ -274,6 +277,20 @@ impl Paths {
             }
             if entry.pm.poll_timeout() <= now {
                 entry.pm.handle_timeout(now);
+            }
+            // While the direct path is in doubt, data goes out on the relay too.
+            let also = entry.pm.also_send_to(now);
+            if also != entry.also_to {
+                if let Some(h) = &handle {
+                    *h.also_to.lock() = also;
+                    match also {
+                        Some(relay) => {
+                            tracing::info!(peer = %key, %relay, "direct path in doubt; sending on the relay too")
+                        }
+                        None => tracing::debug!(peer = %key, "sending on one path again"),
+                    }
+                    entry.also_to = also;
+                }
             }
             while let Some((dst, n)) = entry.pm.poll_transmit(&mut buf) {
                 tracing::trace!(peer = %key, %dst, "probe sent");

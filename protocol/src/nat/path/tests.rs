@@ -669,3 +669,62 @@ fn a_relay_that_carries_no_wireguard_is_dropped() {
     assert_eq!(m.endpoint(), None);
     assert_eq!(m.why_not_direct(), Some(WhyNotDirect::NoWireguardProgress));
 }
+
+#[test]
+fn a_direct_path_in_doubt_sends_on_the_relay_too_until_it_answers_or_dies() {
+    let t0 = Instant::now();
+    let (mut m, mut peer) = setup(t0);
+    m.set_relay(Some(sa(RELAY)), t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    let t1 = t0 + Duration::from_secs(1);
+    run_p(&mut m, &mut peer, t0, t1, &[PUB], true, true);
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    assert_eq!(
+        m.also_send_to(t1),
+        None,
+        "an answering path needs no second copy"
+    );
+    // It stops answering: in doubt after a missed heartbeat, both paths carry data...
+    let mut doubt = None;
+    let mut now = t1;
+    while now < t1 + PATH_TRUST + Duration::from_secs(2) {
+        now += Duration::from_millis(100);
+        m.note_activity(now);
+        m.note_wireguard_sent(now);
+        m.note_wireguard_progress(now);
+        m.handle_timeout(now);
+        while m.poll_transmit(&mut [0u8; 256]).is_some() {}
+        if m.endpoint() == Some(sa(PUB)) && m.also_send_to(now) == Some(sa(RELAY)) {
+            doubt.get_or_insert(now);
+        }
+    }
+    let doubt = doubt.expect("a path in doubt sends on the relay as well");
+    assert!(
+        doubt - t1 <= PATH_DOUBT + HEARTBEAT_INTERVAL,
+        "in doubt {:?} after the last pong",
+        doubt - t1
+    );
+    // ...until it is declared dead: then the relay is the path, sent to once.
+    assert_eq!(m.endpoint(), Some(sa(RELAY)));
+    assert_eq!(m.also_send_to(now), None);
+    // A path in doubt that answers again clears the doubt.
+    let (mut m, mut peer) = setup(t0);
+    m.set_relay(Some(sa(RELAY)), t0);
+    m.set_candidates(Source::Stun, &[sa(PUB)], t0);
+    run_p(&mut m, &mut peer, t0, t1, &[PUB], true, true);
+    let quiet = t1 + PATH_DOUBT + Duration::from_millis(500);
+    m.note_activity(quiet);
+    assert_eq!(m.also_send_to(quiet), Some(sa(RELAY)));
+    run_p(
+        &mut m,
+        &mut peer,
+        quiet,
+        quiet + HEARTBEAT_INTERVAL,
+        &[PUB],
+        true,
+        true,
+    );
+    let later = quiet + HEARTBEAT_INTERVAL;
+    assert_eq!(m.endpoint(), Some(sa(PUB)));
+    assert_eq!(m.also_send_to(later), None, "the pong cleared the doubt");
+}
