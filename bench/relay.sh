@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Relay benchmark (issue 11): vpnd through vpnhub's UDP relay against the direct (punched)
-# path, in the same run (as root).
+# Relay benchmark (issue 11): vpnd through vpnhub's UDP relay and its TCP relay against the
+# direct (punched) path, in the same run (as root).
 #
 # Four network namespaces: A, B and HUB, each joined by a veth (MTU 1500) to a router
 # namespace R that forwards between them, so A↔HUB and B↔HUB UDP work. vpnhub runs in HUB
 # (`admission: allow_any: true`, `relay.rate_mbit: 100000` so the rate limit never binds);
 # vpnd runs in A and in B with `hubs:` naming it, the other side's public key and allowed
-# IPs and NO endpoint, so they find each other only through the hub. Two cases take turns
-# (relay direct, relay direct, ...) for several rounds, with fresh daemons every turn:
-#   relay    an nftables rule in R drops UDP between A and B, so the only path is through
-#            the hub; the turn starts once both vpnds report `path: relay`
-#   direct   no rule: the vpnds punch a direct path; the turn starts once both report
-#            `punched` (or `direct`)
-# The report gives medians over the rounds and the relay's median as % of the direct one.
+# IPs and NO endpoint, so they find each other only through the hub. Three cases take turns
+# (relay relay-tcp direct, ...) for several rounds, with fresh daemons every turn:
+#   relay      an nftables rule in R drops UDP between A and B, so the only path is through
+#              the hub; the turn starts once both vpnds report `path: relay`
+#   relay-tcp  as relay, and R also drops UDP between A and the hub: A reaches the hub over
+#              TCP (after 4 s of unanswered UDP) and relays over that connection, B over UDP;
+#              the turn starts once both report `relay` and A's `relay_transport` is `tcp`
+#   direct     no rule: the vpnds punch a direct path; the turn starts once both report
+#              `punched` (or `direct`)
+# The report gives medians over the rounds and each relay's median as % of the direct one.
 #
 # Tests (client in A, server in B, through the tunnel):
 #   TCP 1             iperf3 TCP, 1 stream: received rate
@@ -60,7 +63,7 @@ source "$REPO/bench/lib.sh"
 DURATION='' ROUNDS='' OUT='' QUICK=0 INSTALL=1 UDP_RATE=300M
 VPND=${VPND:-} VPNHUB=${VPNHUB:-} VPNCTL=${VPNCTL:-}
 NS_PREFIX=vprelay
-CASES=(relay direct)
+CASES=(relay relay-tcp direct)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
@@ -159,16 +162,23 @@ bench_wait_for 5 ip netns exec "$NS_A" ping -c 1 -W 1 "$UNDER_H" || bench_die "A
 bench_wait_for 5 ip netns exec "$NS_B" ping -c 1 -W 1 "$UNDER_H" || bench_die "B cannot reach the hub's namespace"
 bench_wait_for 5 ip netns exec "$NS_A" ping -c 1 -W 1 "$UNDER_B" || bench_die "A cannot reach B's namespace"
 
-# block_direct on|off: the nftables rule in R that drops UDP between A and B (both ways).
+# block_direct on|tcp|off: the nftables rules in R that drop UDP between A and B (both ways),
+# and with `tcp` UDP between A and the hub too.
 block_direct() {
     ip netns exec "$NS_R" nft delete table inet relaybench 2>/dev/null || true
-    [[ $1 == on ]] || return 0
+    [[ $1 == off ]] && return 0
+    local hub_rules=""
+    if [[ $1 == tcp ]]; then
+        hub_rules="ip saddr $UNDER_A ip daddr $UNDER_H meta l4proto udp drop
+        ip saddr $UNDER_H ip daddr $UNDER_A meta l4proto udp drop"
+    fi
     ip netns exec "$NS_R" nft -f - <<EOF
 table inet relaybench {
     chain forward {
         type filter hook forward priority 0; policy accept;
         ip saddr $UNDER_A ip daddr $UNDER_B meta l4proto udp drop
         ip saddr $UNDER_B ip daddr $UNDER_A meta l4proto udp drop
+        $hub_rules
     }
 }
 EOF
@@ -226,6 +236,10 @@ show_json() { "$VPNCTL" --socket "$WORK/vpnd-$1.sock" show --json 2>/dev/null; }
 # path_is SIDE REGEX: the side's one peer has a path matching REGEX.
 path_is() { show_json "$1" | jq -e --arg re "$2" '(.peers // .result.peers)[0].path | test($re)' >/dev/null; }
 both_on() { path_is a "$1" && path_is b "$1"; }
+# a_relays_over_tcp: A is relayed over its TCP connection to the hub.
+a_relays_over_tcp() {
+    show_json a | jq -e '(.peers // .result.peers)[0] | .path == "relay" and .relay_transport == "tcp"' >/dev/null
+}
 
 start_all() {
     local tag=$1
@@ -350,6 +364,9 @@ run_case() {
     if [[ $case == relay ]]; then
         block_direct on
         want='^relay$'
+    elif [[ $case == relay-tcp ]]; then
+        block_direct tcp
+        want='^relay$'
     else
         block_direct off
         want='^(punched|direct)$'
@@ -359,6 +376,8 @@ run_case() {
         error="the daemons did not start"
     elif ! bench_wait_for 30 both_on "$want"; then
         error="both peers did not report path ${want//[\^\$()]/} within 30 s"
+    elif [[ $case == relay-tcp ]] && ! bench_wait_for 30 a_relays_over_tcp; then
+        error="A did not relay over TCP within 30 s"
     elif ! bench_wait_for 10 ip netns exec "$NS_A" ping -c 1 -W 1 "$TUN_B"; then
         error="no ping through the tunnel"
     fi
@@ -458,10 +477,10 @@ jq -s \
         elif length % 2 == 1 then .[length / 2 | floor]
         else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     sort_by(.round) as $rounds |
-    (["relay", "direct"] | map(. as $c | {key: $c, value: (
+    (["relay", "relay-tcp", "direct"] | map(. as $c | {key: $c, value: (
         $metrics | map(.[0] as $m | {key: $m, value: ([$rounds[] | select(.case == $c and .ok) | .values[$m]] | median)})
         | from_entries)}) | from_entries) as $median |
-    {schema: "vpn-bench-relay/1", time: (now | todate), git: $git, vpnd_version: $vpnd_version,
+    {schema: "vpn-bench-relay/2", time: (now | todate), git: $git, vpnd_version: $vpnd_version,
      options: {duration_s: $duration, rounds: $rounds, inner_mtu: $mtu, quick: ($quick == 1),
                udp_payload_bytes: [1400, 64], udp_offered: [$udp_rate, "unlimited"], relay_rate_mbit: 100000},
      host: {cpu: $cpu, nproc: $nproc, kernel: $kernel, loadavg_start: $load_start,
@@ -471,6 +490,9 @@ jq -s \
      median: $median,
      relay_pct_of_direct: ($metrics | map(select(.[3])) | map(.[0] as $m |
         {key: $m, value: ($median.relay[$m] as $r | $median.direct[$m] as $d |
+            if $r != null and $d != null and $d != 0 then 100 * $r / $d else null end)}) | from_entries),
+     relay_tcp_pct_of_direct: ($metrics | map(select(.[3])) | map(.[0] as $m |
+        {key: $m, value: ($median["relay-tcp"][$m] as $r | $median.direct[$m] as $d |
             if $r != null and $d != null and $d != 0 then 100 * $r / $d else null end)}) | from_entries)}' \
     "$OUT"/raw/round-*.json >"$OUT/results.json"
 
@@ -484,11 +506,13 @@ jq -s \
                  elif . >= 10 then ((. * 10 | round) / 10 | tostring)
                  else ((. * 100 | round) / 100 | tostring) end;
         . as $r |
-        (["metric", "relay", "direct", "relay % of direct"] | @tsv),
+        def pct: if . != null then (. | round | tostring) + " %" else "" end;
+        (["metric", "relay", "relay tcp", "direct", "relay %", "relay tcp %"] | @tsv),
         (.metrics[] | . as $m |
             [$m.label + (if $m.unit != "" then " (" + $m.unit + ")" else "" end),
-             ($r.median.relay[$m.key] | fmt), ($r.median.direct[$m.key] | fmt),
-             (if $r.relay_pct_of_direct[$m.key] != null then ($r.relay_pct_of_direct[$m.key] | round | tostring) + " %" else "" end)]
+             ($r.median.relay[$m.key] | fmt), ($r.median["relay-tcp"][$m.key] | fmt),
+             ($r.median.direct[$m.key] | fmt),
+             ($r.relay_pct_of_direct[$m.key] | pct), ($r.relay_tcp_pct_of_direct[$m.key] | pct)]
             | @tsv)
     ' "$OUT/results.json" | awk -F'\t' '
         { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; if (NF > nf) nf = NF }

@@ -1,5 +1,6 @@
 //! The plumbing of `bench/relay.sh` (issue 11): the four namespaces and the router, vpnhub
-//! and two vpnds without endpoints, the nftables block that forces the relay, every iperf3
+//! and two vpnds without endpoints, the nftables blocks that force the relay (over UDP, and
+//! over TCP for one side whose UDP to the hub is blocked), every iperf3
 //! test, the JSON report and the table, with the workspace's own binaries (`--quick`: 2 s
 //! per test, 1 round). What the relay achieves is not checked here beyond "it carried
 //! traffic on the path it should"; that is what the script is for.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use e2e::{find_binary, require_root_with, run_with_timeout};
 
 #[test]
-fn relay_bench_runs_relayed_and_direct() {
+fn relay_bench_runs_relayed_over_udp_and_tcp_and_direct() {
     if !require_root_with(&["iperf3", "jq", "nsenter", "unshare", "setpriv", "ss", "nft"]) {
         return;
     }
@@ -51,9 +52,9 @@ fn relay_bench_runs_relayed_and_direct() {
     let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let rounds = json["rounds"].as_array().unwrap();
-    assert_eq!(rounds.len(), 2, "{json:#}");
+    assert_eq!(rounds.len(), 3, "{json:#}");
     assert!(rounds.iter().all(|r| r["ok"] == true), "{json:#}");
-    for case in ["relay", "direct"] {
+    for case in ["relay", "relay-tcp", "direct"] {
         let m = &json["median"][case];
         for key in [
             "tcp1_mbps",
@@ -68,16 +69,21 @@ fn relay_bench_runs_relayed_and_direct() {
         }
     }
     // The relayed traffic went through the hub (it used CPU for it); the direct did not.
-    assert!(
-        json["median"]["relay"]["tcp1_gb_per_hub_cpu_s"].as_f64() > Some(0.0),
-        "{json:#}"
-    );
+    for case in ["relay", "relay-tcp"] {
+        assert!(
+            json["median"][case]["tcp1_gb_per_hub_cpu_s"].as_f64() > Some(0.0),
+            "{case}: {json:#}"
+        );
+    }
     assert!(
         json["median"]["direct"]["tcp1_gb_per_hub_cpu_s"].is_null(),
         "{json:#}"
     );
     assert!(
-        json["relay_pct_of_direct"]["tcp1_mbps"].as_f64().is_some(),
+        json["relay_pct_of_direct"]["tcp1_mbps"].as_f64().is_some()
+            && json["relay_tcp_pct_of_direct"]["tcp1_mbps"]
+                .as_f64()
+                .is_some(),
         "{json:#}"
     );
     assert!(stdout.contains("Gb per relay CPU-second"), "{stdout}");
