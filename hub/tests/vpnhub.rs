@@ -814,9 +814,12 @@ fn relay_forwards_wireguard_between_the_ends_of_a_channel_only() {
     let unknown = if channel == 1 { 2 } else { 1 };
     a.send(&relay_frame(unknown, &wireguard_transport(96, 2)));
     a.send(&relay_frame(channel, &wireguard_transport(1600, 3)));
+    // Someone who never registered (no proof of any key) sends on the channel: dropped too.
+    let mut stranger = Link::udp(hub.addr);
+    stranger.send(&relay_frame(channel, &wireguard_transport(96, 4)));
     b.expect_silence();
     a.expect_silence();
-    hub.wait_counter("drop_relay_not_end", 1);
+    hub.wait_counter("drop_relay_not_end", 2);
     hub.wait_counter("drop_relay_malformed", 2);
     hub.wait_counter("drop_relay_no_channel", 1);
     assert_eq!(hub.counter("relay_frames"), 2);
@@ -850,6 +853,7 @@ fn a_relay_flood_is_held_to_its_budget_and_others_keep_theirs() {
     // 1 Mbit/s: a 64 KiB burst, then 125 kB/s.
     let hub = start_store(dir.path(), &[1, 2, 3, 4], "memory\nrelay:\n  rate_mbit: 1");
     let mut pairs = relayed_pairs(&hub, 2);
+    let rss_before = hub.rss_kib();
     let (flooder, victim, ch) = &mut pairs[0];
     let frame = relay_frame(*ch, &wireguard_transport(1452, 0xEE));
     // 2,000 full frames (2.9 MB) as fast as the socket takes them: bounded in count.
@@ -867,6 +871,12 @@ fn a_relay_flood_is_held_to_its_budget_and_others_keep_theirs() {
         "{got} frames of the flood were forwarded"
     );
     hub.wait_counter("drop_relay_rate", 1);
+    // Nothing is kept per frame: the flood leaves the hub's memory where it was.
+    let grown = hub.rss_kib().saturating_sub(rss_before);
+    assert!(
+        grown < 8 * 1024,
+        "hub RSS grew by {grown} KiB under the flood"
+    );
     // The other client's budget is its own.
     let (c, d, ch2) = &mut pairs[1];
     let f2 = relay_frame(*ch2, &wireguard_transport(200, 0x11));
