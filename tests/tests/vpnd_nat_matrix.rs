@@ -74,6 +74,12 @@ struct Pair {
 
 impl Pair {
     fn start(n: u8, a: &Host, b: &Host, hub: &(String, String)) -> Pair {
+        Pair::start_with_stun(n, a, b, hub, &[])
+    }
+
+    /// [`Pair::start`] with extra STUN servers (with the hub's, two IPs tell each side its
+    /// NAT's mapping type).
+    fn start_with_stun(n: u8, a: &Host, b: &Host, hub: &(String, String), stun: &[&str]) -> Pair {
         let (ka, kb) = (WgKeys::generate(), WgKeys::generate());
         let (tunnel_a, tunnel_b) = (format!("10.81.{n}.1"), format!("10.81.{n}.2"));
         let config = |me: &WgKeys, ip: &str, other: &WgKeys, other_ip: &str| {
@@ -81,6 +87,7 @@ impl Pair {
                 .listen_port(PORT)
                 .addresses(&[&format!("{ip}/24")])
                 .hub(&hub.0, &hub.1)
+                .stun_servers(stun)
                 .peer(PeerConfig::new(&other.public, &[&format!("{other_ip}/32")]))
         };
         let va = Vpnd::start(a.ns(), &config(&ka, &tunnel_a, &kb, &tunnel_b));
@@ -132,7 +139,9 @@ impl Pair {
                 return Ok((since, va.peer, vb.peer));
             }
             let unanswered = |v: &View| {
-                v.peer["path"] == "relay" && v.peer["why_not_direct"] == "probes_unanswered"
+                v.peer["path"] == "relay"
+                    && (v.peer["why_not_direct"] == "probes_unanswered"
+                        || v.peer["why_not_direct"] == "both_hard_nat")
             };
             // Registered and past a first full probe exchange before calling it.
             let settled =
@@ -171,12 +180,15 @@ struct Row {
 
 #[test]
 fn nat_type_matrix() {
-    if !require_root_with(&["nft", "conntrack", "ss", "ping"]) {
+    if !require_root_with(&["nft", "conntrack", "ss", "ping", "turnserver"]) {
         return;
     }
     let guard = TestGuard::new("nat_type_matrix");
     let mut lab = NatLab::new(&guard);
     let hub = lab.start_hub();
+    // A second STUN server on another IP: each side learns its mapping type.
+    lab.start_coturn();
+    let stun = lab.stun_servers();
     let kinds = NatType::BEHAVIOURS;
     let mut pairs = Vec::new();
     for (i, &x) in kinds.iter().enumerate() {
@@ -193,9 +205,10 @@ fn nat_type_matrix() {
             .enumerate()
             .map(|(n, (x, y, a, b))| {
                 let hub = &hub;
+                let stun = &stun;
                 s.spawn(move || {
                     let n = u8::try_from(n).expect("10 pairs");
-                    let pair = Pair::start(n, a, b, hub);
+                    let pair = Pair::start_with_stun(n, a, b, hub, &[stun[0].as_str()]);
                     let outcome = pair.verdict(punchable(*x, *y), Instant::now() + VERDICT);
                     let (path, time, mut failure) = match (&outcome, punchable(*x, *y)) {
                         (Ok((t, _, _)), true) => (
@@ -213,10 +226,18 @@ fn nat_type_matrix() {
                         (Err((pa, pb)), expect) => {
                             let word = |p: &Value| p["path"].as_str().unwrap_or("?").to_owned();
                             let path = format!("{} / {}", word(pa), word(pb));
+                            // Two symmetric NATs tell each other so (each knows
+                            // its own from two STUN servers): `both_hard_nat`.
+                            let why = if *x == NatType::Symmetric && *y == NatType::Symmetric {
+                                "both_hard_nat"
+                            } else {
+                                "probes_unanswered"
+                            };
                             let ok = !expect
                                 && [pa, pb].iter().all(|p| {
                                     p["path"] == "relay"
-                                        && p["why_not_direct"] == "probes_unanswered"
+                                        && p["why_not_direct"] == why
+                                        && p["why_relayed"] == why
                                         && p["relay_transport"] == "udp"
                                 });
                             let failure =

@@ -116,6 +116,8 @@ pub enum HubEvent {
         peer: [u8; KEY_LEN],
         /// Its candidates.
         candidates: Vec<SocketAddr>,
+        /// Whether it is behind an endpoint-dependent ("hard", symmetric) NAT, if it knows.
+        hard_nat: Option<bool>,
     },
 }
 
@@ -155,6 +157,8 @@ pub struct HubClient {
     last_forgotten: Option<Instant>,
     /// Registering with Visit instead of Hello ([`HubClient::set_visiting`]).
     visiting: bool,
+    /// Our NAT's mapping, told to peers with our candidates ([`HubClient::set_hard_nat`]).
+    hard_nat: Option<bool>,
     rng: ChaCha20Rng,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<HubEvent>,
@@ -194,10 +198,18 @@ impl HubClient {
             lookup_pending: None,
             last_forgotten: None,
             visiting: false,
+            hard_nat: None,
             rng: ChaCha20Rng::from_seed(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// What our "call me maybe" says of our NAT: `Some(true)` behind an endpoint-dependent
+    /// (symmetric) mapping, `Some(false)` an endpoint-independent one, `None` unknown. A pair
+    /// that are both hard cannot be punched, which the peer then says when it relays.
+    pub fn set_hard_nat(&mut self, hard: Option<bool>) {
+        self.hard_nat = hard;
     }
 
     /// Registers as a visitor (Visit instead of Hello): only to relay to peers homed on this
@@ -265,7 +277,7 @@ impl HubClient {
             return;
         };
         let cands = Candidates::from_slice(&candidates[..candidates.len().min(MAX_CANDIDATES)]);
-        let mut payload = [0u8; 3 + MAX_CANDIDATES * ADDR_LEN];
+        let mut payload = [0u8; 4 + MAX_CANDIDATES * ADDR_LEN];
         payload[0] = PAYLOAD_VERSION;
         payload[1] = PAYLOAD_CALL_ME_MAYBE;
         payload[2] = cands.as_slice().len() as u8;
@@ -276,6 +288,13 @@ impl HubClient {
             payload[len..len + ADDR_LEN].copy_from_slice(&e);
             len += ADDR_LEN;
         }
+        // A trailing byte: our NAT's mapping (0 unknown, 1 easy, 2 hard).
+        payload[len] = match self.hard_nat {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        len += 1;
         let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
         let mut envelope = [0u8; MAX_ENVELOPE_LEN];
@@ -377,10 +396,11 @@ impl HubClient {
                 }
                 let n = open_envelope(&key, &from, &to, envelope, &mut payload)
                     .map_err(|_| HubClientError::Envelope)?;
-                let candidates = parse_call_me_maybe(&payload[..n])?;
+                let (candidates, hard_nat) = parse_call_me_maybe(&payload[..n])?;
                 self.events.push_back(HubEvent::CallMeMaybe {
                     peer: from,
                     candidates,
+                    hard_nat,
                 });
                 Ok(())
             }
@@ -491,18 +511,29 @@ impl HubClient {
     }
 }
 
-fn parse_call_me_maybe(p: &[u8]) -> Result<Vec<SocketAddr>, HubClientError> {
+/// The candidates of a "call me maybe" payload, and the sender's NAT hint when it has one (a
+/// trailing byte: 0 unknown, 1 endpoint-independent, 2 endpoint-dependent).
+fn parse_call_me_maybe(p: &[u8]) -> Result<(Vec<SocketAddr>, Option<bool>), HubClientError> {
     match p {
         [PAYLOAD_VERSION, PAYLOAD_CALL_ME_MAYBE, count, rest @ ..]
             if usize::from(*count) <= MAX_CANDIDATES
-                && rest.len() == usize::from(*count) * ADDR_LEN =>
+                && (rest.len() == usize::from(*count) * ADDR_LEN
+                    || rest.len() == usize::from(*count) * ADDR_LEN + 1) =>
         {
+            let n = usize::from(*count) * ADDR_LEN;
+            let hard = match rest.get(n) {
+                None | Some(0) => None,
+                Some(1) => Some(false),
+                Some(2) => Some(true),
+                Some(_) => return Err(HubClientError::Envelope),
+            };
+            let rest = &rest[..n];
             // The candidate list encoding is the hub messages' own: reuse its parser.
             let mut framed = [0u8; 1 + MAX_CANDIDATES * ADDR_LEN];
             framed[0] = *count;
             framed[1..1 + rest.len()].copy_from_slice(rest);
             super::messages::parse_candidates(&framed[..1 + rest.len()], 0)
-                .map(|c| c.as_slice().to_vec())
+                .map(|c| (c.as_slice().to_vec(), hard))
                 .map_err(|_| HubClientError::Envelope)
         }
         _ => Err(HubClientError::Envelope),

@@ -239,7 +239,21 @@ fn call_me_maybe_reaches_the_peer_sealed() {
         events(&mut b),
         vec![HubEvent::CallMeMaybe {
             peer: a_key,
-            candidates: vec![a_at, sa("192.168.1.5:51820")]
+            candidates: vec![a_at, sa("192.168.1.5:51820")],
+            hard_nat: None,
+        }]
+    );
+
+    // A peer that knows its NAT is hard says so with its candidates.
+    a.set_hard_nat(Some(true));
+    a.call_me_maybe(&b_key, &[a_at]);
+    pump(&mut hub, &mut [(&mut a, a_at), (&mut b, b_at)], t0);
+    assert_eq!(
+        events(&mut b),
+        vec![HubEvent::CallMeMaybe {
+            peer: a_key,
+            candidates: vec![a_at],
+            hard_nat: Some(true),
         }]
     );
 

@@ -678,10 +678,18 @@ async fn step(st: &mut NatState, now: Instant) {
     let mut hub_events = Vec::new();
     let udp = st.daemon.dp.udp().clone();
     let public = st.stun.public_endpoints(now);
+    // Told to peers with our candidates, so a pair that are both hard can say so.
+    let hard = match st.stun.mapping(now) {
+        MappingType::EndpointDependent => Some(true),
+        MappingType::EndpointIndependent => Some(false),
+        MappingType::Unknown => None,
+    };
+    st.paths.set_own_hard_nat(hard);
     for (index, s) in st.servers.iter_mut().enumerate() {
         let Some(addr) = s.addr else { continue };
         tcp_stun(s, &st.daemon, now);
         let Some(c) = s.client.as_mut() else { continue };
+        c.set_hard_nat(hard);
         let on_tcp = s.transport.current() == Transport::Tcp;
         if on_tcp {
             c.set_candidates(&announced(Transport::Tcp, &public, &st.local), now);
@@ -750,8 +758,13 @@ async fn step(st: &mut NatState, now: Instant) {
                     now,
                 );
             }
-            HubEvent::CallMeMaybe { peer, candidates } => {
+            HubEvent::CallMeMaybe {
+                peer,
+                candidates,
+                hard_nat,
+            } => {
                 st.paths.set_signaling(&peer, Signaling::PeerOnline);
+                st.paths.set_peer_hard_nat(&peer, hard_nat);
                 st.paths.hub_candidates(&peer, &candidates, now);
                 st.paths.called(&peer, now);
             }

@@ -48,12 +48,16 @@ struct PeerNat {
     announce_due: bool,
     /// The second destination last given to the data plane (the relay while in doubt).
     also_to: Option<SocketAddr>,
+    /// What the peer says of its NAT (endpoint-dependent mapping), with its candidates.
+    hard_nat: Option<bool>,
 }
 
 /// Every peer's path state.
 #[derive(Default)]
 pub struct Paths {
     own: Option<PublicKey>,
+    /// Whether our own NAT maps endpoint-dependently (from STUN), if known.
+    own_hard_nat: Option<bool>,
     peers: HashMap<PublicKey, PeerNat>,
     by_pair: HashMap<[u8; 8], PublicKey>,
     next_activity: Option<Instant>,
@@ -124,6 +128,7 @@ impl Paths {
                     answer_due: false,
                     announce_due: false,
                     also_to: None,
+                    hard_nat: None,
                 },
             );
         }
@@ -172,6 +177,18 @@ impl Paths {
         if !entry.pm.udp_selected() && entry.answered.is_none_or(|t| now >= t + SIGNAL_FIRST) {
             entry.answered = Some(now);
             entry.answer_due = true;
+        }
+    }
+
+    /// What our STUN says of our NAT's mapping.
+    pub fn set_own_hard_nat(&mut self, hard: Option<bool>) {
+        self.own_hard_nat = hard;
+    }
+
+    /// What `peer` says of its NAT's mapping.
+    pub fn set_peer_hard_nat(&mut self, peer: &[u8; 32], hard: Option<bool>) {
+        if let Some(entry) = self.peers.get_mut(&PublicKey(*peer)) {
+            entry.hard_nat = hard;
         }
     }
 
@@ -337,6 +354,14 @@ impl Paths {
                 } else if path.why_not_direct.is_none() {
                     path.why_not_direct = entry.pm.why_not_direct().map(why_name);
                 }
+            }
+            // Probes unanswered between two endpoint-dependent NATs: no hole can be punched,
+            // and both sides know why.
+            if path.why_not_direct == Some("probes_unanswered")
+                && self.own_hard_nat == Some(true)
+                && entry.hard_nat == Some(true)
+            {
+                path.why_not_direct = Some("both_hard_nat");
             }
             if entry.published.as_ref() != Some(&path) {
                 daemon.paths.write().insert(*key, path.clone());
