@@ -889,7 +889,8 @@ fn a_relay_flood_is_held_to_its_budget_and_others_keep_theirs() {
 #[test]
 fn relay_bridges_udp_and_tcp_ends_and_a_client_that_stops_reading_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = start(dir.path(), &[1, 2]);
+    // No rate limit in the way: the flood below must reach b's connection in full.
+    let hub = start_store(dir.path(), &[1, 2], "memory\nrelay:\n  rate_mbit: 100000");
     // a over UDP, b over TCP (its UDP blocked): the relay is the only way between them.
     let (mut a, mut b) = (Link::udp(hub.addr), Link::tcp(hub.addr));
     for (link, k) in [(&mut a, 1), (&mut b, 2)] {
@@ -909,13 +910,17 @@ fn relay_bridges_udp_and_tcp_ends_and_a_client_that_stops_reading_is_cut_off() {
     b.send(&to_a);
     assert_eq!(a.recv(ANSWER).expect("TCP -> UDP"), to_a);
 
-    // b stops reading while a keeps sending (bounded: 40,000 frames, 58 MB, far more than
-    // both TCP buffers and the hub's 256 KiB queue hold): the hub drops the oldest frames,
-    // keeps its memory, and closes b's connection once writes stall for 10 s.
+    // b stops reading while a keeps sending (bounded: 40,000 frames, 58 MB in bursts of 100
+    // every 5 ms, about 2 s: far more than both TCP buffers and the hub's 256 KiB queue hold,
+    // paced so that the hub's writer keeps filling b's socket until it stalls): the hub drops
+    // the oldest frames, keeps its memory, and closes b's connection once writes stall 10 s.
     let rss_before = hub.rss_kib();
     let t0 = Instant::now();
     for i in 0..40_000u32 {
         a.send(&to_b);
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if i % 1000 == 0 && t0.elapsed() > Duration::from_secs(20) {
             break;
         }

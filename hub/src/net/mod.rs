@@ -5,6 +5,8 @@
 //! One mutex guards the hub; it is held only while [`Hub::handle`] runs (microseconds, one DH
 //! at most), never across an await.
 
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod relay;
 mod stats;
 mod store;

@@ -66,7 +66,7 @@ impl Shared {
 
     /// A well-formed frame from `from` that no channel takes: a peer this hub forgot (it
     /// restarted) is told, within the per-source rate. Only this miss path takes the hub's lock.
-    async fn relay_miss(&self, from: Origin) {
+    pub async fn relay_miss(&self, from: Origin) {
         let mut out = Vec::new();
         self.with_hub(|h| h.relay_miss(from, Instant::now(), &mut out));
         self.dispatch(out).await;
@@ -87,34 +87,41 @@ impl Shared {
         }
     }
 
-    /// Forwards one relay frame that arrived from `from`.
-    pub async fn relay(&self, from: Origin, frame: &[u8]) {
+    /// Where a relay frame from `from` goes, by the routing snapshot `routes` (the caller
+    /// loads it once per batch): checks the frame, the channel, the sender and its budget,
+    /// counting what it drops.
+    pub fn route(&self, routes: &Routes, from: &Origin, frame: &[u8], now: Instant) -> Verdict {
         let c = &self.relay_counters;
         let Ok((channel, _)) = relay::parse(frame) else {
             inc(&c.drop_relay_malformed);
-            return;
+            return Verdict::Dropped;
         };
-        // The snapshot is read and let go before any await.
-        let verdict = {
-            let routes = self.routes.load();
-            match routes.get(&channel).map(|r| r.forward(&from)) {
-                None => Err(&c.drop_relay_no_channel),
-                Some(None) => Err(&c.drop_relay_not_end),
-                Some(Some((to, budget))) if budget.take(frame.len(), Instant::now()) => Ok(to),
-                Some(Some(_)) => {
-                    inc(&c.drop_relay_rate);
-                    return;
-                }
+        match routes.get(&channel).map(|r| r.forward(from)) {
+            None => {
+                inc(&c.drop_relay_no_channel);
+                Verdict::Miss
             }
-        };
-        let to = match verdict {
-            Ok(to) => to,
-            Err(counter) => {
-                inc(counter);
-                self.relay_miss(from).await;
-                return;
+            Some(None) => {
+                inc(&c.drop_relay_not_end);
+                Verdict::Miss
             }
-        };
+            Some(Some((to, budget))) if budget.take(frame.len(), now) => Verdict::Forward(to),
+            Some(Some(_)) => {
+                inc(&c.drop_relay_rate);
+                Verdict::Dropped
+            }
+        }
+    }
+
+    /// Counts `frames` relayed frames of `bytes` bytes in all.
+    pub fn relayed(&self, frames: u64, bytes: u64) {
+        let c = &self.relay_counters;
+        c.relay_frames.fetch_add(frames, Ordering::Relaxed);
+        c.relay_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Sends a frame [`Shared::route`] forwarded to `to` on its own (not in a batch).
+    pub async fn send_one(&self, to: Origin, frame: &[u8]) {
         let sent = match to.transport {
             Transport::Udp(i) => match self.udp.get(i) {
                 Some(sock) => sock.send_to(frame, to.addr).await.is_ok(),
@@ -123,11 +130,42 @@ impl Shared {
             Transport::Tcp(id) => self.tcp_push(id, frame),
         };
         if sent {
-            inc(&c.relay_frames);
-            c.relay_bytes
-                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            self.relayed(1, frame.len() as u64);
         } else {
-            inc(&c.drop_relay_send);
+            inc(&self.relay_counters.drop_relay_send);
         }
     }
+
+    /// Forwards one relay frame that arrived from `from` (the TCP path and the portable UDP
+    /// path; Linux's UDP path batches, see `super::udp`).
+    pub async fn relay(&self, from: Origin, frame: &[u8]) {
+        // The snapshot is read and let go before any await.
+        let verdict = {
+            let routes = self.routes.load();
+            self.route(&routes, &from, frame, Instant::now())
+        };
+        match verdict {
+            Verdict::Forward(to) => self.send_one(to, frame).await,
+            Verdict::Miss => self.relay_miss(from).await,
+            Verdict::Dropped => {}
+        }
+    }
+
+    /// Counts frames the socket would not take.
+    pub fn relay_send_failed(&self, n: u64) {
+        self.relay_counters
+            .drop_relay_send
+            .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What to do with one relay frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it to this end.
+    Forward(Origin),
+    /// No channel takes it from this source: tell the source if the hub forgot it.
+    Miss,
+    /// Dropped (malformed, or over budget); counted.
+    Dropped,
 }
