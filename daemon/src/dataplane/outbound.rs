@@ -8,6 +8,7 @@
 //! across I/O; nothing is allocated.
 
 use super::relay;
+use protocol::hub::relay::MAX_RELAY_FRAME;
 use crate::dataplane::batch_udp::Outgoing;
 use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
@@ -70,6 +71,9 @@ pub struct TxBatch {
     /// A second destination (the relay while the direct path is in doubt), if any.
     also: [Option<SocketAddr>; TX_SLOTS],
     count: usize,
+    /// Relay frames built from the sealed messages of peers on a hub's relay, in slots of
+    /// `MAX_RELAY_FRAME`, sent with the batch's own system calls (see [`send_relayed`]).
+    relay: RelayFrames,
     /// A raw TUN read with offloads: virtio header plus super-packet.
     tun_buf: Vec<u8>,
 }
@@ -96,6 +100,7 @@ impl TxBatch {
             dst: [UNSPECIFIED; TX_SLOTS],
             also: [None; TX_SLOTS],
             count: 0,
+            relay: RelayFrames::new()?,
             tun_buf: vec![0; tun_rs::VIRTIO_NET_HDR_LEN + MAX_INNER],
         }))
     }
@@ -255,7 +260,7 @@ pub async fn run(dp: Arc<DataPlane>) -> OutboundEnd {
         dp.faults.trip(crate::dataplane::tasks::Task::Send);
         let udp = dp.udp();
         seal_batch(&dp.batch_context(&udp), &mut batch, Instant::now());
-        send_batch(&dp, &udp, &batch).await;
+        send_batch(&dp, &udp, &mut batch).await;
     }
 }
 
@@ -446,7 +451,7 @@ fn note_sent(udp: &UdpSockets, peer: &PeerHandle, k: &Arc<Keypair>, total: usize
 /// Sends every sealed message of `batch`, in order, with as few system calls as the kernel
 /// allows: one `sendmmsg` per socket family carries up to 64 GSO messages. Waits while the
 /// socket buffer is full (TCP above paces itself) rather than dropping.
-pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
+pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &mut TxBatch) {
     for v4 in [true, false] {
         let (sock, offloads) = if v4 {
             (udp.v4.as_ref(), &udp.v4_offloads)
@@ -468,18 +473,7 @@ pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
         };
         send_family(dp, sock, offloads, &out).await;
     }
-    // Peers on a hub's relay: one datagram each, with the relay header (no GSO: every
-    // segment would need its own header).
-    for i in 0..batch.count {
-        if let Some((bytes, dst)) = batch.sealed(i) {
-            if dst.is_ipv6()
-                && relay::parse_stand_in(&dst).is_some()
-                && udp.send(bytes, dst).await.is_err()
-            {
-                dp.drops.inc(Reason::SendFailed);
-            }
-        }
-    }
+    send_relayed(dp, udp, batch).await;
     // Second copies on the relay for peers whose direct path is in doubt: best effort, the
     // first copy went its way already.
     for i in 0..batch.count {
@@ -487,6 +481,103 @@ pub async fn send_batch(dp: &DataPlane, udp: &UdpSockets, batch: &TxBatch) {
             if !udp.send_best_effort(bytes, also) {
                 dp.drops.inc(Reason::SendFailed);
             }
+        }
+    }
+}
+
+/// Relay frames of one batch, each in its own `MAX_RELAY_FRAME` slot.
+struct RelayFrames {
+    region: Region,
+    len: [usize; TX_SLOTS],
+    dst: [SocketAddr; TX_SLOTS],
+    count: usize,
+}
+
+impl RelayFrames {
+    fn new() -> io::Result<Self> {
+        Ok(RelayFrames {
+            region: Region::new(TX_SLOTS * MAX_RELAY_FRAME)?,
+            len: [0; TX_SLOTS],
+            dst: [UNSPECIFIED; TX_SLOTS],
+            count: 0,
+        })
+    }
+}
+
+/// Relay frames to one socket family's hubs.
+struct RelayFamily<'a> {
+    frames: &'a RelayFrames,
+    v4: bool,
+}
+
+impl Outgoing for RelayFamily<'_> {
+    fn count(&self) -> usize {
+        self.frames.count
+    }
+    fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let dst = self.frames.dst[i];
+        (self.frames.len[i] > 0 && dst.is_ipv4() == self.v4).then(|| {
+            let at = i * MAX_RELAY_FRAME;
+            (&self.frames.region[at..at + self.frames.len[i]], dst)
+        })
+    }
+}
+
+/// Sends the batch's messages to peers on a hub's relay: each is copied behind its relay
+/// header into a frame slot (or queued on the hub's TCP connection), and the frames go out
+/// with the same batched system calls as direct datagrams. Frames to one hub are all the same
+/// size under load, so UDP GSO sends many per message, each segment a whole frame.
+async fn send_relayed(dp: &DataPlane, udp: &UdpSockets, batch: &mut TxBatch) {
+    let TxBatch {
+        region,
+        wire,
+        dst,
+        count,
+        slot,
+        relay: frames,
+        ..
+    } = batch;
+    frames.count = 0;
+    for i in 0..*count {
+        if wire[i] == 0 || !dst[i].is_ipv6() || relay::parse_stand_in(&dst[i]).is_none() {
+            continue;
+        }
+        let at = i * *slot;
+        let msg = &region[at..at + wire[i]];
+        let k = frames.count;
+        let out: &mut [u8; MAX_RELAY_FRAME] = (&mut frames.region
+            [k * MAX_RELAY_FRAME..(k + 1) * MAX_RELAY_FRAME])
+            .try_into()
+            .expect("a frame slot");
+        match udp.relay.frame(&dst[i], msg, out) {
+            Some(relay::Relayed::Udp(f, hub)) => {
+                frames.len[k] = f.len();
+                frames.dst[k] = normalize(hub);
+                frames.count += 1;
+            }
+            Some(relay::Relayed::Queued) => {}
+            Some(relay::Relayed::Failed) | None => dp.drops.inc(Reason::SendFailed),
+        }
+    }
+    if frames.count == 0 {
+        return;
+    }
+    for v4 in [true, false] {
+        let out = RelayFamily { frames, v4 };
+        let n = (0..frames.count)
+            .filter(|&i| out.datagram(i).is_some())
+            .count();
+        if n == 0 {
+            continue;
+        }
+        let (sock, offloads) = if v4 {
+            (udp.v4.as_ref(), &udp.v4_offloads)
+        } else {
+            (udp.v6.as_ref(), &udp.v6_offloads)
+        };
+        match sock {
+            Some(sock) => send_family(dp, sock, offloads, &out).await,
+            None => dp.drops.add(Reason::SendFailed, n as u64),
         }
     }
 }
