@@ -244,6 +244,17 @@ fn udp_to_the_hub_blocked_still_punches_and_returns_to_udp() {
     );
 }
 
+/// [`block_udp_to_hub`], and TCP to the hub's port refused at once, as a firewall that
+/// rejects does.
+fn block_udp_and_tcp_to_hub(router: &Router) {
+    block_udp_to_hub(router);
+    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
+    router.ns().exec_ok([
+        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
+        &port, "reject", "with", "tcp", "reset",
+    ]);
+}
+
 #[test]
 fn hub_unreachable_on_both_transports_is_reported() {
     if !require_root_with(&["nft", "conntrack"]) {
@@ -253,13 +264,7 @@ fn hub_unreachable_on_both_transports_is_reported() {
     let mut lab = NatLab::new(&guard);
     let ra = lab.router(NatType::EimApdf);
     let rb = lab.router(NatType::EimEif);
-    block_udp_to_hub(&ra);
-    // And TCP, refused at once as a firewall that rejects does.
-    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
-    ra.ns().exec_ok([
-        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
-        &port, "reject", "with", "tcp", "reset",
-    ]);
+    block_udp_and_tcp_to_hub(&ra);
     let (ha, hb) = (lab.host(&ra), lab.host(&rb));
     let hub = lab.start_hub();
     let pair = Pair::start(&ha, &hb, &hub, &[]);
@@ -288,12 +293,7 @@ fn only_https_out_relays_over_tls() {
     // A's network: no UDP at all, and TCP to the hub's own port refused; 443 passes.
     let ra = lab.router(NatType::UdpBlocked);
     let rb = lab.router(NatType::EimEif);
-    block_udp_to_hub(&ra);
-    let (ip, port) = (HUB_IP.to_string(), STUN_PORT.to_string());
-    ra.ns().exec_ok([
-        "nft", "add", "rule", "ip", "hubblock", "forward", "ip", "daddr", &ip, "tcp", "dport",
-        &port, "reject", "with", "tcp", "reset",
-    ]);
+    block_udp_and_tcp_to_hub(&ra);
     let (ha, hb) = (lab.host(&ra), lab.host(&rb));
     let (hub, pki) = lab.start_tls_hub(TLS_PORT);
     let (ka, kb) = (WgKeys::generate(), WgKeys::generate());

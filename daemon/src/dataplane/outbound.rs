@@ -8,7 +8,6 @@
 //! across I/O; nothing is allocated.
 
 use super::relay;
-use protocol::hub::relay::MAX_RELAY_FRAME;
 use crate::dataplane::batch_udp::Outgoing;
 use crate::dataplane::counters::Reason;
 use crate::dataplane::peer_handle::PeerHandle;
@@ -16,6 +15,7 @@ use crate::dataplane::region::Region;
 use crate::dataplane::router::{ip_addresses, is_link_scoped_v6};
 use crate::dataplane::udp::{normalize, UdpSockets};
 use crate::dataplane::{BatchContext, DataPlane};
+use protocol::hub::relay::MAX_RELAY_FRAME;
 use protocol::noise::keypair::{Keypair, ReservedCounter};
 use protocol::noise::messages::{TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD};
 use protocol::noise::peer::Encapsulated;

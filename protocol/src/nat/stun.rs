@@ -111,6 +111,20 @@ struct Server {
     unreachable: bool,
 }
 
+impl Server {
+    /// A server not asked yet, first checked at `now`.
+    fn new(addr: SocketAddr, now: Instant) -> Server {
+        Server {
+            addr,
+            pending: None,
+            mapped: None,
+            next_check: now,
+            rtt: None,
+            unreachable: false,
+        }
+    }
+}
+
 /// How one server is doing, for `vpnctl show` and `netcheck`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerStatus {
@@ -139,17 +153,7 @@ impl StunClient {
     /// and jitter (the daemon passes OS randomness; tests pass constants).
     pub fn new(servers: &[SocketAddr], seed: [u8; 32], now: Instant) -> Self {
         StunClient {
-            servers: servers
-                .iter()
-                .map(|&addr| Server {
-                    addr,
-                    pending: None,
-                    mapped: None,
-                    next_check: now,
-                    rtt: None,
-                    unreachable: false,
-                })
-                .collect(),
+            servers: servers.iter().map(|&addr| Server::new(addr, now)).collect(),
             rng: ChaCha20Rng::from_seed(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -162,14 +166,7 @@ impl StunClient {
         if self.servers.iter().any(|s| s.addr == addr) {
             return;
         }
-        self.servers.push(Server {
-            addr,
-            pending: None,
-            mapped: None,
-            next_check: now,
-            rtt: None,
-            unreachable: false,
-        });
+        self.servers.push(Server::new(addr, now));
         self.handle_timeout(now);
     }
 
