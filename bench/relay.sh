@@ -36,7 +36,7 @@
 # (1428-byte packet) is not fragmented.
 #
 # Output: a table on the terminal, DIR/results.json (every round, the medians and the relay
-# as % of direct), DIR/table.txt, and under DIR/raw the daemons' logs, their configurations
+# as % of direct), DIR/chart.png (gnuplot, via bench/relay-chart.sh), DIR/table.txt, and under DIR/raw the daemons' logs, their configurations
 # without keys, every iperf3 report, `vpnctl show --json` of each turn and `lscpu`.
 #
 # Usage: bench/relay.sh [options]
@@ -101,7 +101,7 @@ fi
 bench_require_root
 
 # ---------------------------------------------------------------- tools
-packages=(iproute2 iputils-ping iperf3 jq util-linux procps nftables)
+packages=(iproute2 iputils-ping iperf3 jq util-linux procps nftables gnuplot-nox)
 if [[ $INSTALL == 1 ]]; then bench_apt_install "${packages[@]}"; fi
 for tool in ip ping iperf3 jq nsenter unshare setpriv ss nft; do
     command -v "$tool" >/dev/null || bench_die "missing $tool (install: ${packages[*]})"
@@ -522,5 +522,11 @@ jq -s \
     failed=$(jq -r '[.rounds[] | select(.ok | not) | "\(.case) round \(.round): \(.error)"] | join("\n")' "$OUT/results.json")
     [[ -z $failed ]] || printf '\nFAILED:\n%s\n' "$failed"
 } | tee "$OUT/table.txt"
-printf '\nresults: %s/results.json\n' "$OUT"
+if command -v gnuplot >/dev/null; then
+    "$REPO/bench/relay-chart.sh" "$OUT/results.json" "$OUT/chart.png" >/dev/null 2>"$OUT/raw/gnuplot.log" ||
+        bench_log "the chart failed (see $OUT/raw/gnuplot.log)"
+else
+    bench_log "gnuplot not found: no chart"
+fi
+printf '\nresults: %s/results.json%s\n' "$OUT" "$([[ -f $OUT/chart.png ]] && echo ", chart: $OUT/chart.png")"
 ((FAILED == 0)) || exit 2
