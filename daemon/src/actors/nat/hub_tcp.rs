@@ -46,6 +46,8 @@ pub enum TcpEvent {
 pub struct TcpLink {
     sink: Arc<TcpSink>,
     task: tokio::task::JoinHandle<()>,
+    /// Set by the task when it reports its end ([`TcpEvent::Down`]).
+    reported: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TcpLink {
@@ -71,17 +73,30 @@ impl TcpLink {
             });
         };
         let queue = sink.clone();
+        let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let said = reported.clone();
         let task = tokio::spawn(async move {
             let why = run(addr, tls, fwmark, &queue, &dp, &report).await;
+            said.store(true, std::sync::atomic::Ordering::Release);
             report(TcpEvent::Down(why));
         });
-        TcpLink { sink, task }
+        TcpLink {
+            sink,
+            task,
+            reported,
+        }
     }
 
     /// Queues `payload` framed; false if it cannot be framed (the hub client retries what
     /// matters if the connection then fails).
     pub fn send(&self, payload: &[u8]) -> bool {
         self.sink.push(&[], payload)
+    }
+
+    /// Whether the connection's task ended without reporting it (it panicked): normally it
+    /// says why with [`TcpEvent::Down`], and that message is handled instead.
+    pub fn crashed(&self) -> bool {
+        self.task.is_finished() && !self.reported.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The queue the data plane sends relay frames into while this connection is up.

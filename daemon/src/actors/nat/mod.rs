@@ -469,6 +469,19 @@ fn announced(transport: Transport, public: &[SocketAddr], local: &[SocketAddr]) 
 /// Moves each hub between UDP and TCP as the transport choice says, and opens TCP
 /// connections that are due.
 fn transports(st: &mut NatState, me: &ActorRef<NatMsg>, now: Instant) {
+    // A connection task that ended without reporting it (a panic) is handled as a connection
+    // that went down: the transport choice reconnects, nothing else is disturbed.
+    let crashed: Vec<(usize, u64)> = st
+        .servers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.tcp.as_ref().is_some_and(|l| l.crashed()))
+        .map(|(i, s)| (i, s.tcp_generation))
+        .collect();
+    for (i, generation) in crashed {
+        let why = "the connection's task failed".to_string();
+        tcp_event(st, i, generation, TcpEvent::Down(why), now);
+    }
     let mut replaced = Vec::new();
     for (i, s) in st.servers.iter_mut().enumerate() {
         let (Some(_), Some(addr)) = (s.hub_key, s.addr) else {
