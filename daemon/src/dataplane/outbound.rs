@@ -649,3 +649,57 @@ async fn send_family(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills frame slot `k` with `len` bytes of `k` for `dst`.
+    fn put(f: &mut RelayFrames, len: usize, dst: &str) {
+        let k = f.count;
+        f.region[k * MAX_RELAY_FRAME..k * MAX_RELAY_FRAME + len].fill(k as u8);
+        f.len[k] = len;
+        f.dst[k] = dst.parse().unwrap();
+        f.count += 1;
+    }
+
+    #[test]
+    fn relay_frames_split_by_family_in_order_from_their_own_slots() {
+        let mut f = RelayFrames::new().unwrap();
+        put(&mut f, 100, "192.0.2.1:7000");
+        put(&mut f, MAX_RELAY_FRAME, "[2001:db8::1]:7000");
+        put(&mut f, 60, "192.0.2.2:7000");
+        let v4 = RelayFamily {
+            frames: &f,
+            v4: true,
+        };
+        let v6 = RelayFamily {
+            frames: &f,
+            v4: false,
+        };
+        assert_eq!(v4.count(), 3);
+        let (d, to) = v4.datagram(0).unwrap();
+        assert_eq!((d.len(), to), (100, "192.0.2.1:7000".parse().unwrap()));
+        assert!(d.iter().all(|&b| b == 0));
+        assert!(v4.datagram(1).is_none());
+        let (d, _) = v4.datagram(2).unwrap();
+        assert!(d.len() == 60 && d.iter().all(|&b| b == 2));
+        // A full-size frame fills its slot and no more.
+        let (d, to) = v6.datagram(1).unwrap();
+        assert!(d.len() == MAX_RELAY_FRAME && d.iter().all(|&b| b == 1));
+        assert!(to.is_ipv6());
+        assert!(v6.datagram(0).is_none() && v6.datagram(2).is_none());
+    }
+
+    #[test]
+    fn an_empty_relay_slot_is_not_sent() {
+        let mut f = RelayFrames::new().unwrap();
+        put(&mut f, 0, "192.0.2.1:7000");
+        assert!(RelayFamily {
+            frames: &f,
+            v4: true
+        }
+        .datagram(0)
+        .is_none());
+    }
+}
